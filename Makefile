@@ -1,0 +1,43 @@
+# Every target sets up what it needs: `make ask Q="..."` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+Q ?= How far is Camp Ashraf from Baghdad?
+K ?= 5
+
+.DEFAULT_GOAL := help
+.PHONY: help install ask index test lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install rag with its dev tools (CPU torch)
+
+ask: $(STAMP) ## Answer a question: make ask Q="How far is Camp Ashraf from Baghdad?"
+	$(BIN)/rag ask "$(Q)" -k $(K)
+
+index: $(STAMP) ## Build or update the index of seeds/ under index/
+	$(BIN)/rag index
+
+test: $(STAMP) ## Run the linter and the test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## Remove the virtualenv, caches and built indexes
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	find index -mindepth 1 ! -name .gitignore -exec rm -rf {} +

@@ -1,0 +1,283 @@
+"""Building the index from the corpus, incrementally: only passages whose text (under the
+same model) has no stored vector are embedded."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunking import CHUNKER_VERSION, chunk_layout
+from rag.corpus import Document, list_document_files, read_document, sha256_bytes
+from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents
+from rag.errors import CorpusNotFound, RagError
+from rag.settings import Settings
+from rag.store import (
+    ChunkRecord,
+    DocumentRecord,
+    Manifest,
+    current_build,
+    read_chunks,
+    read_manifest,
+    read_vectors,
+    save_index,
+)
+from rag.structure import analyze_layout
+
+LOG = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total) passages embedded
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI to print and tests to check."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    build: Path | None = None
+    up_to_date: bool = False
+
+
+@dataclass
+class _Previous:
+    manifest: Manifest
+    chunks: list[ChunkRecord]
+    vectors: np.ndarray
+
+
+def vector_key(model: str, text: str) -> str:
+    """Passages with equal keys have equal vectors: same model, same embedded text."""
+    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
+
+
+def line_of(newlines: list[int], offset: int) -> int:
+    """1-based line number of character `offset`, given the offsets of every newline."""
+    return bisect.bisect_left(newlines, offset) + 1
+
+
+def index_document(
+    doc: Document, settings: Settings
+) -> tuple[DocumentRecord, list[ChunkRecord], dict[str, str]]:
+    """A document's record, its passages, and the text to embed for each vector key."""
+    layout = analyze_layout(doc.text, fallback_title=Path(doc.doc_id).stem)
+    chunks = chunk_layout(
+        doc.doc_id, doc.text, layout, settings.chunk_size, settings.chunk_overlap
+    )
+    newlines = [i for i, ch in enumerate(doc.text) if ch == "\n"]
+    records: list[ChunkRecord] = []
+    to_embed: dict[str, str] = {}
+    for c in chunks:
+        key = vector_key(settings.model, c.embed_text)
+        to_embed[key] = c.embed_text
+        records.append(
+            ChunkRecord(
+                chunk_id=c.chunk_id,
+                doc_id=c.doc_id,
+                ordinal=c.ordinal,
+                start=c.start,
+                end=c.end,
+                line_start=line_of(newlines, c.start),
+                line_end=line_of(newlines, c.end - 1),
+                section=c.section,
+                text=c.text,
+                vector_key=key,
+            )
+        )
+    record = DocumentRecord(
+        doc.doc_id, layout.title, doc.sha256, doc.size, doc.mtime_ns, len(records)
+    )
+    return record, records, to_embed
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder (a second `rag index` waits)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds are not serialized
+        yield
+        return
+    with open(index_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_previous(index_dir: Path) -> _Previous | None:
+    build = current_build(index_dir)
+    if build is None:
+        return None
+    try:
+        manifest = read_manifest(build)
+        return _Previous(manifest, read_chunks(build), read_vectors(build))
+    except RagError as exc:
+        LOG.warning("previous index not reusable (%s): embedding everything again", exc)
+        return None
+
+
+def _settings_match(manifest: Manifest, settings: Settings) -> bool:
+    return (
+        manifest.model == settings.model
+        and manifest.chunk_size == settings.chunk_size
+        and manifest.chunk_overlap == settings.chunk_overlap
+        and manifest.chunker_version == CHUNKER_VERSION
+    )
+
+
+def index_is_current(settings: Settings, manifest: Manifest) -> bool:
+    """Whether the corpus and settings are what `manifest` was built from. Files whose
+    size and mtime are unchanged are not read; others are hashed."""
+    if not _settings_match(manifest, settings):
+        return False
+    indexed = {d.doc_id: d for d in manifest.documents}
+    stamps = list_document_files(settings.corpus_dir)
+    if {s.doc_id for s in stamps} != set(indexed) | set(manifest.skipped):
+        return False
+    for stamp in stamps:
+        record = indexed.get(stamp.doc_id)
+        if record is None:
+            if manifest.skipped.get(stamp.doc_id) != [stamp.size, stamp.mtime_ns]:
+                return False
+        elif (stamp.size, stamp.mtime_ns) != (record.size, record.mtime_ns):
+            try:
+                if sha256_bytes(stamp.path.read_bytes()) != record.sha256:
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Bring the index in `settings.index_dir` up to date with `settings.corpus_dir`.
+
+    Vectors of passages whose text is unchanged are reused from the previous build
+    (`rebuild=True` embeds everything again). The new build is published atomically.
+    """
+    started = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    report = BuildReport()
+    with build_lock(index_dir):
+        documents: list[Document] = []
+        skipped: dict[str, list[int]] = {}
+        for stamp in list_document_files(settings.corpus_dir):
+            doc = read_document(stamp)
+            if doc is None:
+                skipped[stamp.doc_id] = [stamp.size, stamp.mtime_ns]
+            else:
+                documents.append(doc)
+        report.skipped = sorted(skipped)
+        if not documents:
+            raise CorpusNotFound(
+                f"no readable .txt or .md document in {settings.corpus_dir}: add documents "
+                "or point RAG_CORPUS_DIR / --corpus at the right folder"
+            )
+
+        previous = None if rebuild else _read_previous(index_dir)
+        old = {d.doc_id: d for d in previous.manifest.documents} if previous else {}
+        for doc in documents:
+            if doc.doc_id not in old:
+                report.added.append(doc.doc_id)
+            elif old[doc.doc_id].sha256 != doc.sha256:
+                report.changed.append(doc.doc_id)
+            else:
+                report.unchanged.append(doc.doc_id)
+        current_ids = {d.doc_id for d in documents}
+        report.removed = sorted(set(old) - current_ids)
+
+        if (
+            previous is not None
+            and not (report.added or report.changed or report.removed)
+            and _settings_match(previous.manifest, settings)
+            and previous.manifest.skipped == skipped
+            and all(old[d.doc_id].mtime_ns == d.mtime_ns for d in documents)
+        ):
+            report.up_to_date = True
+            report.chunks = previous.manifest.chunk_count
+            report.seconds = time.perf_counter() - started
+            return report
+
+        doc_records: list[DocumentRecord] = []
+        chunks: list[ChunkRecord] = []
+        texts_by_key: dict[str, str] = {}
+        for doc in documents:
+            record, records, to_embed = index_document(doc, settings)
+            doc_records.append(record)
+            chunks.extend(records)
+            texts_by_key.update(to_embed)
+
+        cached: dict[str, int] = {}
+        if previous is not None and previous.manifest.model == settings.model:
+            cached = {c.vector_key: row for row, c in enumerate(previous.chunks)}
+        missing = {k: text for k, text in texts_by_key.items() if k not in cached}
+        report.reused = sum(1 for c in chunks if c.vector_key in cached)
+
+        if missing:
+            embedder = embedder or SentenceTransformerEmbedder(settings.model)
+            dimension = embedder.dimension
+            texts = list(missing.values())
+            done = 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress(done, len(texts))
+
+            fresh = embed_documents(embedder, texts, settings.batch_size, advance)
+            fresh_rows = {key: i for i, key in enumerate(missing)}
+        else:
+            assert previous is not None  # nothing missing means everything was cached
+            dimension = previous.manifest.dimension
+            fresh = np.zeros((0, dimension), dtype=np.float32)
+            fresh_rows = {}
+        report.embedded = len(missing)
+
+        vectors = np.empty((len(chunks), dimension), dtype=np.float32)
+        for row, chunk in enumerate(chunks):
+            if chunk.vector_key in fresh_rows:
+                vectors[row] = fresh[fresh_rows[chunk.vector_key]]
+            else:
+                vectors[row] = previous.vectors[cached[chunk.vector_key]]  # type: ignore[union-attr]
+
+        import faiss
+
+        faiss_index = faiss.IndexFlatIP(dimension)
+        faiss_index.add(vectors)
+        manifest = Manifest(
+            model=settings.model,
+            dimension=dimension,
+            chunk_size=settings.chunk_size,
+            chunk_overlap=settings.chunk_overlap,
+            chunker_version=CHUNKER_VERSION,
+            documents=doc_records,
+            skipped=skipped,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            build_seconds=round(time.perf_counter() - started, 3),
+        )
+        report.build = save_index(index_dir, manifest, chunks, vectors, faiss_index)
+        report.chunks = len(chunks)
+        report.seconds = time.perf_counter() - started
+        return report

@@ -1,0 +1,133 @@
+"""Cutting a document into passages: sentence-aligned windows with overlap, never across
+a heading or a boilerplate line, each an exact slice of the document text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rag.structure import Layout, analyze_layout
+
+# Bumped whenever chunk boundaries change for the same settings, so that indexes rebuild.
+CHUNKER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage: `document_text[start:end] == text`, under heading `section`."""
+
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    section: str
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.doc_id}#{self.ordinal}"
+
+    @property
+    def embed_text(self) -> str:
+        """What the model sees: the passage under its heading, so that a paragraph deep in
+        an article is still found by what the article is about."""
+        if not self.section or self.text.startswith(self.section):
+            return self.text
+        return f"{self.section}\n{self.text}"
+
+
+Span = tuple[int, int]
+
+
+def split_long_span(text: str, start: int, end: int, limit: int) -> list[Span]:
+    """Cut one over-long sentence at whitespace into pieces of at most `limit` characters
+    (a word longer than `limit` is cut where the limit falls)."""
+    pieces: list[Span] = []
+    while end - start > limit:
+        cut = text.rfind(" ", start + 1, start + limit + 1)
+        cut = max(cut, text.rfind("\n", start + 1, start + limit + 1))
+        if cut <= start:
+            cut = start + limit
+        piece_end = cut
+        while piece_end > start and text[piece_end - 1].isspace():
+            piece_end -= 1
+        pieces.append((start, piece_end))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        pieces.append((start, end))
+    return pieces
+
+
+def pack_windows(pieces: list[Span], size: int, overlap: int) -> list[Span]:
+    """Group consecutive pieces into windows of at most `size` characters; each window
+    after the first starts with the last pieces of the previous one, up to `overlap`.
+
+    The last window is filled backwards up to `size`, so that a run does not end on a
+    short fragment that carries little meaning of its own.
+    """
+    bounds: list[tuple[int, int]] = []  # (first piece, last piece) of each window
+    i = 0
+    while i < len(pieces):
+        j = i
+        while j + 1 < len(pieces) and pieces[j + 1][1] - pieces[i][0] <= size:
+            j += 1
+        bounds.append((i, j))
+        if j + 1 >= len(pieces):
+            break
+        nxt = j + 1
+        for back in range(i + 1, j + 1):
+            carried = pieces[j][1] - pieces[back][0]
+            if carried <= overlap and pieces[j + 1][1] - pieces[back][0] <= size:
+                nxt = back
+                break
+        i = nxt
+    if len(bounds) > 1:
+        (prev_first, _), (first, last) = bounds[-2], bounds[-1]
+        while first - 1 > prev_first and pieces[last][1] - pieces[first - 1][0] <= size:
+            first -= 1
+        bounds[-1] = (first, last)
+    return [(pieces[a][0], pieces[b][1]) for a, b in bounds]
+
+
+def chunk_layout(doc_id: str, text: str, layout: Layout, size: int, overlap: int) -> list[Chunk]:
+    """Chunks of an analysed document (see `chunk_document`)."""
+    runs: list[tuple[str, list[Span], bool]] = []  # (section, pieces, has prose)
+    section = layout.title
+    current: list[Span] = []
+    has_prose = False
+
+    def flush() -> None:
+        nonlocal current, has_prose
+        if current and has_prose:
+            runs.append((run_section, current, has_prose))
+        current, has_prose = [], False
+
+    run_section = section
+    for block in layout.blocks:
+        if block.kind == "heading":
+            flush()
+            section = run_section = block.label
+            current = split_long_span(text, block.start, block.end, size)
+        elif block.kind == "boilerplate":
+            flush()
+        else:
+            if not current:
+                run_section = section
+            for start, end in block.sentences:
+                current.extend(split_long_span(text, start, end, size))
+            has_prose = has_prose or bool(block.sentences)
+    flush()
+
+    chunks: list[Chunk] = []
+    for run_section, pieces, _ in runs:
+        for start, end in pack_windows(pieces, size, overlap):
+            chunks.append(Chunk(doc_id, len(chunks), start, end, text[start:end], run_section))
+    return chunks
+
+
+def chunk_document(doc_id: str, text: str, size: int, overlap: int) -> list[Chunk]:
+    """Passages of one document: windows of whole sentences (at most `size` characters,
+    `overlap` characters of whole sentences carried over), each under its section."""
+    layout = analyze_layout(text, fallback_title=doc_id.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    return chunk_layout(doc_id, text, layout, size, overlap)

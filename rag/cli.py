@@ -1,0 +1,335 @@
+"""The `rag` command: a verb per command, human output by default, `--json` for scripts.
+Errors become one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from rag.errors import InvalidSpan, RagError
+from rag.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Ask questions of a document corpus; every passage comes with an exact citation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CorpusOpt = Annotated[
+    Path | None, typer.Option("--corpus", help="Corpus folder [env RAG_CORPUS_DIR; default seeds]")
+]
+IndexDirOpt = Annotated[
+    Path | None, typer.Option("--index-dir", help="Index folder [env RAG_INDEX_DIR; default index]")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="sentence-transformers model name or folder [env RAG_MODEL]"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def handle_errors(command: F) -> F:
+    """Turn domain errors into one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RagError as exc:
+            err.print(Text(f"error: {exc}"))
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _OneLineHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(Text(f"{record.levelname.lower()}: {record.getMessage()}"), soft_wrap=True)
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logger = logging.getLogger("rag")
+    if not any(isinstance(h, _OneLineHandler) for h in logger.handlers):
+        logger.addHandler(_OneLineHandler())
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+def _progress_printer(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A progress callback drawing a bar on a terminal (nothing when stderr is a file)."""
+    if not err.is_terminal:
+        return (lambda done, total: None), (lambda: None)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        f"[progress.description]{label}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task(label, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    return update, bar.stop
+
+
+def _print_build(report: Any) -> None:
+    if report.up_to_date:
+        err.print(f"index is up to date ({report.chunks} passages)")
+        return
+    parts = [
+        f"{len(report.added)} added",
+        f"{len(report.changed)} changed",
+        f"{len(report.removed)} removed",
+        f"{len(report.unchanged)} unchanged",
+    ]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped")
+    err.print(Text(f"documents: {', '.join(parts)}"))
+    changes = {"added": report.added, "changed": report.changed, "removed": report.removed}
+    for label, ids in changes.items():
+        for doc_id in ids:
+            err.print(Text(f"  {label}: {doc_id}"))
+    err.print(
+        Text(
+            f"passages: {report.chunks} ({report.embedded} embedded, {report.reused} reused) "
+            f"in {report.seconds:.1f}s -> {report.build}"
+        )
+    )
+
+
+def _build(settings: Settings, embedder: Any, rebuild: bool = False) -> Any:
+    from rag.build import build_index
+    from rag.pipeline import ensure_index
+
+    update, stop = _progress_printer("embedding")
+    try:
+        if rebuild is None:
+            return ensure_index(settings, embedder=embedder, progress=update)
+        return build_index(settings, embedder=embedder, rebuild=rebuild, progress=update)
+    finally:
+        stop()
+
+
+@app.command()
+@handle_errors
+def index(
+    corpus: CorpusOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Largest passage in characters [env RAG_CHUNK_SIZE]")
+    ] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option(help="Characters shared by neighbours [env RAG_CHUNK_OVERLAP]")
+    ] = None,
+    rebuild: Annotated[bool, typer.Option(help="Embed everything again.")] = False,
+) -> None:
+    """Build the index, or update it: only new and changed passages are embedded.
+
+    Examples:  rag index   |   rag index --corpus ~/notes --index-dir ~/.rag/notes
+    """
+    from rag.embedding import SentenceTransformerEmbedder
+
+    settings = load_settings(
+        corpus_dir=corpus,
+        index_dir=index_dir,
+        model=model,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+    )
+    _print_build(_build(settings, SentenceTransformerEmbedder(settings.model), rebuild=rebuild))
+
+
+def _print_hits(response: Any) -> None:
+    if not response.hits:
+        out.print("No passage found.")
+        return
+    for hit in response.hits:
+        head = Text()
+        head.append(f"{hit.rank}. ", style="bold")
+        head.append(hit.doc_id, style="bold cyan")
+        head.append(f"  chars {hit.start_char}-{hit.end_char}")
+        head.append(f"  lines {hit.line_start}-{hit.line_end}")
+        head.append(f"  score {hit.score:.3f}", style="dim")
+        out.print(head)
+        out.print(Text(f"   § {hit.section}", style="italic"), overflow="ellipsis", no_wrap=True)
+        for line in _wrap(" ".join(hit.text.split()), min(out.width, 100) - 3):
+            out.print(Text("   " + line))
+        for place in hit.also_in:
+            where = f"{place.doc_id} chars {place.start_char}-{place.end_char}"
+            out.print(Text(f"   also in {where}", style="dim"))
+        out.print()
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=max(width, 20)) or [""]
+
+
+@app.command()
+@handle_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    k: Annotated[
+        int | None, typer.Option("-k", "--top-k", min=1, max=50, help="Passages to return.")
+    ] = None,
+    json_output: JsonOpt = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Answer a question with the passages that answer it, each with its citation.
+    Builds the index first when there is none or the corpus changed.
+
+    Examples:  rag ask "How far is Camp Ashraf from Baghdad?"  |  rag ask "..." -k 3 --json
+    """
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.pipeline import Pipeline, clean_question
+
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
+    clean_question(question, settings.max_question_chars)
+    embedder = SentenceTransformerEmbedder(settings.model)
+    report = _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
+    if report is not None:
+        _print_build(report)
+    response = Pipeline.open(settings, embedder=embedder).ask(question, k=k)
+    if json_output:
+        out.print_json(response.model_dump_json()) if out.is_terminal else print(
+            response.model_dump_json(indent=2)
+        )
+    else:
+        _print_hits(response)
+
+
+@app.command()
+@handle_errors
+def docs(
+    json_output: JsonOpt = False,
+    index_dir: IndexDirOpt = None,
+) -> None:
+    """List the indexed documents: id, passages, size, title.
+
+    Example:  rag docs --json
+    """
+    from rag.store import indexed_documents
+
+    settings = load_settings(index_dir=index_dir)
+    documents = indexed_documents(settings.index_dir)
+    if json_output:
+        print(json.dumps([d.model_dump() for d in documents], indent=2, ensure_ascii=False))
+        return
+    for d in documents:
+        line = Text()
+        line.append(f"{d.doc_id}", style="bold cyan")
+        line.append(f"  {d.chunks} passages  {d.size} bytes  ")
+        line.append(d.title)
+        out.print(line, overflow="ellipsis", no_wrap=True)
+
+
+_REF = re.compile(r"(?P<doc>.+?)(?::(?P<start>\d+)-(?P<end>\d+))?")
+
+
+@app.command()
+@handle_errors
+def show(
+    ref: Annotated[
+        str, typer.Argument(metavar="DOC_ID[:START-END]", help="A document or a cited span.")
+    ],
+    context: Annotated[int, typer.Option(min=0, help="Characters shown around the span.")] = 200,
+    corpus: CorpusOpt = None,
+    index_dir: IndexDirOpt = None,
+) -> None:
+    """Print a cited span with some context around it, the span highlighted. Warns when the
+    file changed since it was indexed (the citation may be stale).
+
+    Examples:  rag show 003_bddc2f2a3ccead0c.txt:46480-46700  |  rag show 000_3adcc106da112fc4.txt
+    """
+    from rag.corpus import read_document_text
+    from rag.store import indexed_documents
+
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    match = _REF.fullmatch(ref)
+    assert match is not None  # the pattern accepts any non-empty string
+    doc_id = match["doc"]
+    text, sha256 = read_document_text(settings.corpus_dir, doc_id)
+    start, end = (int(match["start"]), int(match["end"])) if match["start"] else (0, len(text))
+    if not 0 <= start < end <= len(text):
+        raise InvalidSpan(
+            f"span {start}-{end} does not fit {doc_id} ({len(text)} characters): "
+            f"give START-END with 0 <= START < END <= {len(text)}"
+        )
+    try:
+        indexed = {d.doc_id: d.sha256 for d in indexed_documents(settings.index_dir)}
+    except RagError:
+        indexed = {}
+    if doc_id in indexed and indexed[doc_id] != sha256:
+        err.print(
+            Text(
+                f"warning: {doc_id} changed since it was indexed; this span may not be the "
+                "cited text (run `rag index`)"
+            )
+        )
+    line_start = text.count("\n", 0, start) + 1
+    line_end = text.count("\n", 0, end - 1) + 1
+    header = Text()
+    header.append(doc_id, style="bold cyan")
+    header.append(f"  chars {start}-{end}  lines {line_start}-{line_end}")
+    out.print(header)
+    lo = max(0, start - context)
+    hi = min(len(text), end + context)
+    body = Text()
+    body.append(("…" if lo > 0 else "") + text[lo:start], style="dim")
+    body.append(text[start:end], style="bold black on yellow" if out.is_terminal else "")
+    body.append(text[end:hi] + ("…" if hi < len(text) else ""), style="dim")
+    if not out.is_terminal and (lo, hi) != (0, len(text)):
+        # Without colours, mark the span so it stays visible in a pipe or a file.
+        body = Text(
+            ("…" if lo > 0 else "") + text[lo:start] + "[[" + text[start:end] + "]]"
+            + text[end:hi] + ("…" if hi < len(text) else "")
+        )
+    out.print(body)
+
+
+def main() -> None:
+    app()

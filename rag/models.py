@@ -1,0 +1,65 @@
+"""The result schema shared by the CLI (`--json`), the HTTP API and the eval harness."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Location(BaseModel):
+    """Where a passage sits: `text[start_char:end_char]` of the document as read from disk."""
+
+    doc_id: str = Field(description="Path of the document relative to the corpus folder.")
+    chunk_id: str = Field(description="`doc_id#ordinal`, stable while the document is unchanged.")
+    start_char: int = Field(ge=0)
+    end_char: int = Field(ge=0)
+    line_start: int = Field(ge=1, description="1-based line of start_char.")
+    line_end: int = Field(ge=1, description="1-based line of the last character.")
+    doc_sha256: str = Field(description="sha256 of the document file when it was indexed.")
+
+
+class Hit(BaseModel):
+    """One retrieved passage with its citation (the fields of `Location`, plus the passage)."""
+
+    rank: int = Field(ge=1)
+    score: float = Field(description="Cosine similarity between question and passage.")
+    doc_id: str
+    title: str
+    section: str = Field(description="Heading the passage sits under, else the title.")
+    chunk_id: str
+    text: str
+    start_char: int = Field(ge=0)
+    end_char: int = Field(ge=0)
+    line_start: int = Field(ge=1)
+    line_end: int = Field(ge=1)
+    doc_sha256: str
+    also_in: list[Location] = Field(
+        default_factory=list, description="Other places where the same passage appears."
+    )
+
+
+class Answer(BaseModel):
+    """The span that answers the question, cited like a hit."""
+
+    text: str
+    doc_id: str
+    start_char: int = Field(ge=0)
+    end_char: int = Field(ge=0)
+    rank: int = Field(ge=1, description="Rank of the passage the answer comes from.")
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class QueryResponse(BaseModel):
+    question: str
+    hits: list[Hit]
+    answer: Answer | None = None
+    took_ms: float
+
+
+class DocumentInfo(BaseModel):
+    """A document as indexed."""
+
+    doc_id: str
+    title: str
+    size: int = Field(description="Bytes on disk.")
+    chunks: int
+    sha256: str

@@ -1,0 +1,88 @@
+"""The one question-answering pipeline that the CLI, the HTTP API and the harness call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from rag.build import BuildReport, Progress, build_index, index_is_current
+from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query
+from rag.errors import EmptyQuestion, IndexMismatch, IndexNotFound, InvalidQuery
+from rag.models import DocumentInfo, QueryResponse
+from rag.search import hit_of, search_by_vector
+from rag.settings import Settings
+from rag.store import IndexData, current_build, document_infos, load_index, read_manifest
+
+LOG = logging.getLogger(__name__)
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question stripped of surrounding space; refuse blank or over-long ones."""
+    text = question.strip()
+    if not text:
+        raise EmptyQuestion('the question is empty: ask something, e.g. rag ask "Who is X?"')
+    if len(text) > max_chars:
+        raise InvalidQuery(
+            f"the question is {len(text)} characters long, over the limit of {max_chars}: "
+            "shorten it (or raise RAG_MAX_QUESTION_CHARS)"
+        )
+    return text
+
+
+@dataclass
+class Pipeline:
+    """A loaded index and the model that embeds questions for it."""
+
+    settings: Settings
+    index: IndexData
+    embedder: Embedder
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> Pipeline:
+        """Load the index in `settings.index_dir` (it must exist and match the settings)."""
+        index = load_index(settings.index_dir, model=settings.model)
+        embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        # Loading the model here (not on the first question) keeps it out of took_ms and
+        # checks that it produces vectors of the index's size.
+        if embedder.dimension != index.manifest.dimension:
+            raise IndexMismatch(
+                f"model {settings.model!r} makes {embedder.dimension}-d vectors, the index holds "
+                f"{index.manifest.dimension}-d ones; run `rag index --rebuild`"
+            )
+        return cls(settings, index, embedder)
+
+    def ask(self, question: str, k: int | None = None) -> QueryResponse:
+        """The top-k passages for `question`, each with its citation."""
+        started = time.perf_counter()
+        text = clean_question(question, self.settings.max_question_chars)
+        k = k or self.settings.top_k
+        if k < 1:
+            raise InvalidQuery(f"k must be at least 1 (got {k})")
+        xq = embed_query(self.embedder, text)
+        found = search_by_vector(self.index, xq, k)
+        hits = [hit_of(self.index, candidate, rank) for rank, candidate in enumerate(found, 1)]
+        took_ms = (time.perf_counter() - started) * 1000
+        return QueryResponse(question=text, hits=hits, answer=None, took_ms=round(took_ms, 2))
+
+    def documents(self) -> list[DocumentInfo]:
+        return document_infos(self.index.manifest)
+
+
+def ensure_index(
+    settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None
+) -> BuildReport | None:
+    """Build the index when there is none or the corpus changed since; None if current."""
+    build = current_build(settings.index_dir)
+    if build is not None:
+        manifest = read_manifest(build)
+        if manifest.model == settings.model and index_is_current(settings, manifest):
+            return None
+        if manifest.model != settings.model:
+            return None  # loading reports the mismatch: re-embedding all is the user's call
+    elif not settings.corpus_dir.is_dir():
+        raise IndexNotFound(
+            f"no index in {settings.index_dir} and no corpus folder {settings.corpus_dir} to "
+            "build one from; set RAG_CORPUS_DIR or pass --corpus"
+        )
+    return build_index(settings, embedder=embedder, progress=progress)

@@ -1,0 +1,107 @@
+"""Dense retrieval over a loaded index: FAISS inner product on unit vectors (= cosine),
+with passages that appear in several documents returned once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.models import Hit, Location
+from rag.store import ChunkRecord, IndexData
+
+_SHINGLE = 5  # words per shingle when comparing passages for near-duplicates
+_NEAR_DUPLICATE = 0.8  # share of the shorter passage's shingles found in the other
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()
+
+
+def duplicate_groups(chunks: list[ChunkRecord]) -> dict[int, list[int]]:
+    """For each row whose text (case and spacing aside) occurs elsewhere, the other rows."""
+    rows_by_text: dict[str, list[int]] = defaultdict(list)
+    for row, chunk in enumerate(chunks):
+        rows_by_text[_text_key(chunk.text)].append(row)
+    return {
+        row: [other for other in rows if other != row]
+        for rows in rows_by_text.values()
+        if len(rows) > 1
+        for row in rows
+    }
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i : i + _SHINGLE]) for i in range(max(1, len(words) - _SHINGLE + 1))}
+
+
+def is_near_duplicate(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
+    """Whether most of the shorter passage is inside the other: the same article reprinted
+    on another page, cut into windows at slightly different places."""
+    return bool(a) and bool(b) and len(a & b) / min(len(a), len(b)) >= _NEAR_DUPLICATE
+
+
+@dataclass(frozen=True)
+class Candidate:
+    row: int
+    score: float
+    also: tuple[int, ...] = ()  # rows of the same passage elsewhere
+
+
+def search_by_vector(index: IndexData, xq: np.ndarray, k: int) -> list[Candidate]:
+    """The k best passages for query vector `xq`, each passage once: exact copies and
+    near-duplicates collapse into the best-scoring one, the others listed in `also`."""
+    ntotal = index.faiss_index.ntotal
+    if ntotal == 0 or k <= 0:
+        return []
+    xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(1, -1)
+    duplicates = index.duplicates
+    fetch = min(ntotal, 2 * k + min(len(duplicates), 4 * k))
+    while True:
+        D, I = index.faiss_index.search(xq, fetch)
+        kept: list[tuple[int, float, list[int], set[tuple[str, ...]]]] = []
+        seen: set[int] = set()
+        for row, score in zip(I[0].tolist(), D[0].tolist(), strict=True):
+            if row < 0 or row in seen:
+                continue
+            copies = duplicates.get(row, [])
+            seen.add(row)
+            seen.update(copies)
+            shingles = _shingles(index.chunks[row].text)
+            twin = next((h for h in kept if is_near_duplicate(h[3], shingles)), None)
+            if twin is not None:
+                twin[2].extend([row, *copies])
+                continue
+            kept.append((row, float(score), list(copies), shingles))
+        if len(kept) >= k or fetch >= ntotal:
+            return [Candidate(row, score, tuple(also)) for row, score, also, _ in kept[:k]]
+        fetch = min(ntotal, fetch * 2)
+
+
+def location_of(index: IndexData, row: int) -> Location:
+    chunk = index.chunks[row]
+    return Location(
+        doc_id=chunk.doc_id,
+        chunk_id=chunk.chunk_id,
+        start_char=chunk.start,
+        end_char=chunk.end,
+        line_start=chunk.line_start,
+        line_end=chunk.line_end,
+        doc_sha256=index.documents[chunk.doc_id].sha256,
+    )
+
+
+def hit_of(index: IndexData, found: Candidate, rank: int) -> Hit:
+    chunk = index.chunks[found.row]
+    return Hit(
+        rank=rank,
+        score=round(found.score, 6),
+        title=index.documents[chunk.doc_id].title,
+        section=chunk.section,
+        text=chunk.text,
+        also_in=[location_of(index, other) for other in found.also],
+        **location_of(index, found.row).model_dump(),
+    )

@@ -1,0 +1,57 @@
+"""The one settings object: read from `RAG_*` environment variables, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Where the corpus and the index live, which model embeds, how text is chunked."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
+
+    corpus_dir: Path = Field(Path("seeds"), description="Folder of .txt and .md documents.")
+    index_dir: Path = Field(Path("index"), description="Folder where the built index lives.")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model: the bundled default, a local folder or a name.",
+    )
+    # ~800 characters is ~180 word pieces: inside MiniLM's 256-token window, so nothing
+    # is truncated, and about one news paragraph, the unit these articles answer in.
+    chunk_size: int = Field(800, ge=100, le=20_000, description="Largest chunk, in characters.")
+    # One sentence of overlap on average keeps an answer that straddles two windows whole.
+    chunk_overlap: int = Field(150, ge=0, description="Characters carried into the next chunk.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
+    max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus explicit overrides (None means not given)."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        message = f"invalid settings ({problems}); fix the RAG_* variable or flag"
+        raise ConfigError(message) from None
