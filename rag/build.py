@@ -75,9 +75,7 @@ def index_document(
 ) -> tuple[DocumentRecord, list[ChunkRecord], dict[str, str]]:
     """A document's record, its passages, and the text to embed for each vector key."""
     layout = analyze_layout(doc.text, fallback_title=Path(doc.doc_id).stem)
-    chunks = chunk_layout(
-        doc.doc_id, doc.text, layout, settings.chunk_size, settings.chunk_overlap
-    )
+    chunks = chunk_layout(doc.doc_id, doc.text, layout, settings.chunk_size, settings.chunk_overlap)
     newlines = [i for i, ch in enumerate(doc.text) if ch == "\n"]
     records: list[ChunkRecord] = []
     to_embed: dict[str, str] = {}

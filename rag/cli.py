@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay on one line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +51,7 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except RagError as exc:
-            err.print(Text(f"error: {exc}"))
+            err.print(Text(f"error: {exc}"), soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -325,8 +325,13 @@ def show(
     if not out.is_terminal and (lo, hi) != (0, len(text)):
         # Without colours, mark the span so it stays visible in a pipe or a file.
         body = Text(
-            ("…" if lo > 0 else "") + text[lo:start] + "[[" + text[start:end] + "]]"
-            + text[end:hi] + ("…" if hi < len(text) else "")
+            ("…" if lo > 0 else "")
+            + text[lo:start]
+            + "[["
+            + text[start:end]
+            + "]]"
+            + text[end:hi]
+            + ("…" if hi < len(text) else "")
         )
     out.print(body)
 

@@ -86,9 +86,7 @@ class SentenceTransformerEmbedder:
 
             hf_logging.disable_progress_bar()
             try:
-                self._model = SentenceTransformer(
-                    path, device=self.device, local_files_only=True
-                )
+                self._model = SentenceTransformer(path, device=self.device, local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise ConfigError(
                     f"cannot load embedding model {self.name!r} ({type(exc).__name__}): set "

@@ -33,7 +33,7 @@ def duplicate_groups(chunks: list[ChunkRecord]) -> dict[int, list[int]]:
     }
 
 
-def _shingles(text: str) -> set[tuple[str, ...]]:
+def shingles(text: str) -> set[tuple[str, ...]]:
     words = text.lower().split()
     return {tuple(words[i : i + _SHINGLE]) for i in range(max(1, len(words) - _SHINGLE + 1))}
 
@@ -70,12 +70,12 @@ def search_by_vector(index: IndexData, xq: np.ndarray, k: int) -> list[Candidate
             copies = duplicates.get(row, [])
             seen.add(row)
             seen.update(copies)
-            shingles = _shingles(index.chunks[row].text)
-            twin = next((h for h in kept if is_near_duplicate(h[3], shingles)), None)
+            words = shingles(index.chunks[row].text)
+            twin = next((h for h in kept if is_near_duplicate(h[3], words)), None)
             if twin is not None:
                 twin[2].extend([row, *copies])
                 continue
-            kept.append((row, float(score), list(copies), shingles))
+            kept.append((row, float(score), list(copies), words))
         if len(kept) >= k or fetch >= ntotal:
             return [Candidate(row, score, tuple(also)) for row, score, also, _ in kept[:k]]
         fetch = min(ntotal, fetch * 2)

@@ -201,6 +201,9 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
             f"index in {build} is inconsistent ({len(chunks)} chunks, {faiss_index.ntotal} "
             f"vectors, manifest {manifest.chunk_count}); run `rag index --rebuild`"
         )
+    vectors = read_vectors(build)  # header only (memory-mapped): checks shape and type
+    if vectors.shape != (len(chunks), manifest.dimension) or vectors.dtype != np.float32:
+        raise _corrupt(build / VECTORS, f"holds {vectors.shape} {vectors.dtype} vectors")
     if faiss_index.d != manifest.dimension:
         raise IndexCorrupt(
             f"index in {build} has dimension {faiss_index.d}, manifest {manifest.dimension}; "

@@ -1,0 +1,136 @@
+"""The `rag` command, driven for real: exit codes, messages, JSON that cites exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+
+from .conftest import SEEDS
+
+runner = CliRunner()
+
+
+def rag(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), env=env, prog_name="rag")
+
+
+def test_ask_json_in_a_real_process(seed_index, tmp_path: Path):
+    """The installed console script, as a user runs it, on an index built beforehand."""
+    exe = Path(sys.executable).with_name("rag")
+    result = subprocess.run(
+        [str(exe), "ask", "How far is Camp Ashraf from Baghdad?", "-k", "3", "--json"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "RAG_CORPUS_DIR": str(SEEDS),
+            "RAG_INDEX_DIR": str(seed_index.index_dir),
+        },
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert set(response) >= {"question", "hits", "answer", "took_ms"}
+    assert len(response["hits"]) == 3
+    top = response["hits"][0]
+    assert top["doc_id"] == "003_bddc2f2a3ccead0c.txt" and "77 kilometers" in top["text"]
+    for hit in response["hits"]:
+        text = (SEEDS / hit["doc_id"]).read_bytes().decode("utf-8")
+        assert text[hit["start_char"] : hit["end_char"]] == hit["text"]
+        assert hit["chunk_id"].startswith(hit["doc_id"] + "#")
+
+
+def test_ask_builds_the_index_on_first_use(
+    real_embedder, corpus: Path, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: real_embedder)
+    index_dir = tmp_path / "fresh-index"
+    env = {"RAG_CORPUS_DIR": str(corpus), "RAG_INDEX_DIR": str(index_dir)}
+    result = rag("ask", "Where did supporters gather in Sweden?", "-k", "2", env=env)
+    assert result.exit_code == 0, result.output
+    assert "documents: 5 added" in result.stderr
+    assert "002_d2ed503e188a2ca5.txt" in result.stdout
+    # Human output: numbered passages with citation and section, within 80 columns.
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("1. ") and "chars " in lines[0] and "lines " in lines[0]
+    assert any(line.strip().startswith("§ ") for line in lines)
+    assert max(len(line) for line in lines) <= 100
+    # A changed corpus is picked up by the next question, incrementally.
+    (corpus / "005_new.txt").write_text(
+        "Lighthouse News\n\nThe old lighthouse on the northern cape was repainted red in May.\n",
+        encoding="utf-8",
+    )
+    result = rag("ask", "What colour was the lighthouse painted?", "-k", "1", env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.stderr and "(1 embedded" in result.stderr
+    assert "005_new.txt" in result.stdout
+
+
+def test_index_docs_and_show(seed_index):
+    env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(seed_index.index_dir)}
+    result = rag("index", env=env)
+    assert result.exit_code == 0 and "up to date" in result.stderr
+    result = rag("docs", "--json", env=env)
+    docs = json.loads(result.stdout)
+    assert [d["doc_id"] for d in docs] == sorted(p.name for p in SEEDS.glob("*.txt"))
+    assert all(d["chunks"] > 0 and len(d["sha256"]) == 64 for d in docs)
+    text = (SEEDS / "003_bddc2f2a3ccead0c.txt").read_text(encoding="utf-8")
+    start = text.index("Camp Ashraf, situated")
+    end = start + len("Camp Ashraf, situated 77 kilometers north of Baghdad")
+    result = rag("show", f"003_bddc2f2a3ccead0c.txt:{start}-{end}", "--context", "30", env=env)
+    assert result.exit_code == 0, result.output
+    assert "[[Camp Ashraf, situated 77 kilometers north of Baghdad]]" in result.stdout
+    assert f"chars {start}-{end}" in result.stdout and "lines 579-579" in result.stdout
+
+
+def test_show_warns_when_the_file_changed(seed_index, corpus: Path):
+    doc = corpus / "000_3adcc106da112fc4.txt"
+    doc.write_text(doc.read_text(encoding="utf-8").replace("Amnesty", "AMNESTY"), "utf-8")
+    env = {"RAG_CORPUS_DIR": str(corpus), "RAG_INDEX_DIR": str(seed_index.index_dir)}
+    result = rag("show", "000_3adcc106da112fc4.txt:100-140", env=env)
+    assert result.exit_code == 0
+    assert "changed since it was indexed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["ask", "   "], {}, "the question is empty"),
+        (["ask", "x" * 3000], {}, "over the limit"),
+        (["ask", "hello", "-k", "0"], {}, "greater than or equal to 1"),
+        (
+            ["ask", "hello", "--corpus", "/nonexistent/corpus", "--index-dir", "/nonexistent/ix"],
+            {},
+            "no corpus folder",
+        ),
+        (["docs", "--index-dir", "/nonexistent/index"], {}, "run `rag index`"),
+        (["index", "--corpus", "/nonexistent/corpus"], {}, "corpus folder not found"),
+        (["index", "--chunk-size", "100", "--chunk-overlap", "500"], {}, "must be smaller"),
+        (["ask", "hello"], {"RAG_CHUNK_SIZE": "lots"}, "chunk_size"),
+        (["show", "../../etc/passwd"], {}, "no document"),
+        (["show", "000_3adcc106da112fc4.txt:50-10"], {}, "does not fit"),
+        (["show", "000_3adcc106da112fc4.txt:0-999999"], {}, "does not fit"),
+        (["frobnicate"], {}, "No such command"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(args, env, message):
+    result = rag(*args, env={"RAG_CORPUS_DIR": str(SEEDS), **env})
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    if result.stderr.startswith("error:"):
+        assert result.stderr.count("\n") == 1  # one line
+
+
+def test_help_shows_examples():
+    for command in ("index", "ask", "docs", "show"):
+        result = rag(command, "--help")
+        assert result.exit_code == 0 and "Example" in result.stdout

@@ -1,0 +1,86 @@
+"""Page layout: headings, prose and boilerplate found by what lines look like."""
+
+from __future__ import annotations
+
+from rag.structure import analyze_layout, split_sentences
+
+from .conftest import SEEDS
+
+
+def _kinds(text: str) -> dict[str, str]:
+    layout = analyze_layout(text)
+    return {text[b.start : b.end]: b.kind for b in layout.blocks}
+
+
+def test_scraped_page_furniture_is_boilerplate():
+    page = "\n\n".join(
+        [
+            "Home News World A Storm Hits the Coast",
+            "A Storm Hits the Coast",
+            "The storm reached the coast on Monday and flooded three towns near the harbour.",
+            "Rescue teams worked through the night to reach families on the roofs.",
+            "Staff Writer",
+            "Please follow and like us:",
+            "Storms,Coast,Weather,Harbour,Rescue",
+            "https://example.org/share/123",
+            "Copyright © 2024 Example. All Rights Reserved",
+            "Exit mobile version",
+        ]
+    )
+    kinds = _kinds(page)
+    assert kinds["A Storm Hits the Coast"] == "heading"
+    assert kinds["Home News World A Storm Hits the Coast"] == "boilerplate"
+    for furniture in (
+        "Staff Writer",
+        "Please follow and like us:",
+        "Storms,Coast,Weather,Harbour,Rescue",
+        "https://example.org/share/123",
+        "Copyright © 2024 Example. All Rights Reserved",
+        "Exit mobile version",
+    ):
+        assert kinds[furniture] == "boilerplate", furniture
+    assert kinds["Rescue teams worked through the night to reach families on the roofs."] == "prose"
+
+
+def test_caption_repeated_around_headline_is_boilerplate():
+    page = "Photo of the harbour\n\nHarbour Reopens After Storm\n\nPhoto of the harbour\n\n" + (
+        "The harbour reopened on Friday after a week of repairs to the main pier."
+    )
+    kinds = _kinds(page)
+    assert kinds["Harbour Reopens After Storm"] == "heading"
+    assert analyze_layout(page).title == "Harbour Reopens After Storm"
+
+
+def test_markdown_headings_and_wrapped_paragraphs():
+    text = (
+        "# Guide\n\nThis paragraph is wrapped over two lines because it is long enough to\n"
+        "need it, and it ends with a full stop.\n\n## Install\n\nRun the installer first.\n"
+    )
+    layout = analyze_layout(text)
+    assert layout.title == "Guide"
+    headings = [b.label for b in layout.blocks if b.kind == "heading"]
+    assert headings == ["Guide", "Install"]
+    prose = [b for b in layout.blocks if b.kind == "prose"]
+    assert len(prose) == 2 and "\n" in text[prose[0].start : prose[0].end]
+
+
+def test_sentences_respect_abbreviations_and_quotes():
+    text = "Dr. Smith met Mr. J. Doe in the U.S. capital. “It went well,” he said. Then they left!"
+    spans = split_sentences(text, 0, len(text))
+    assert [text[s:e] for s, e in spans] == [
+        "Dr. Smith met Mr. J. Doe in the U.S. capital.",
+        "“It went well,” he said.",
+        "Then they left!",
+    ]
+
+
+def test_seed_titles():
+    titles = {
+        p.name: analyze_layout(p.read_text(encoding="utf-8")).title for p in SEEDS.glob("*.txt")
+    }
+    assert titles["000_3adcc106da112fc4.txt"].startswith("MEK Political Prisoners Verify")
+    assert titles["001_ef5df5d5046c4c46.txt"].startswith("Amnesty International Welcomes UN")
+    assert titles["003_bddc2f2a3ccead0c.txt"] == "Posts Tagged ‘1988 Massacre’"
+    assert (
+        titles["004_344e65d2d89902b4.txt"] == "Amnesty International's report on the 1988 massacre"
+    )
