@@ -7,7 +7,7 @@ Q ?= How far is Camp Ashraf from Baghdad?
 K ?= 5
 
 .DEFAULT_GOAL := help
-.PHONY: help install ask index test lint format clean
+.PHONY: help install ask index serve test lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ ask: $(STAMP) ## Answer a question: make ask Q="How far is Camp Ashraf from Bagh
 
 index: $(STAMP) ## Build or update the index of seeds/ under index/
 	$(BIN)/rag index
+
+serve: $(STAMP) ## Serve the HTTP API on 127.0.0.1:8000 (docs at /docs)
+	$(BIN)/rag serve
 
 test: $(STAMP) ## Run the linter and the test suite
 	$(BIN)/ruff check .

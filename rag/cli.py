@@ -336,5 +336,30 @@ def show(
     out.print(body)
 
 
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address [env RAG_HOST; 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env RAG_PORT; 8000]")] = None,
+    corpus: CorpusOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs). Loopback only unless --host says
+    otherwise; the index is built first if there is none.
+
+    Examples:  rag serve   |   rag serve --port 9000   |   curl 'localhost:8000/query?q=...'
+    """
+    import uvicorn
+
+    from api.main import create_app
+
+    settings = load_settings(
+        corpus_dir=corpus, index_dir=index_dir, model=model, host=host, port=port
+    )
+    err.print(Text(f"serving on http://{settings.host}:{settings.port} (docs at /docs)"))
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
 def main() -> None:
     app()

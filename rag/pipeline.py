@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -10,16 +11,18 @@ from rag.build import BuildReport, Progress, build_index, index_is_current
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query
 from rag.errors import EmptyQuestion, IndexMismatch, IndexNotFound, InvalidQuery
 from rag.models import DocumentInfo, QueryResponse
-from rag.search import hit_of, search_by_vector
+from rag.search import hit_of, rows_of_documents, search_by_vector
 from rag.settings import Settings
-from rag.store import IndexData, current_build, document_infos, load_index, read_manifest
+from rag.store import IndexData, current_build, load_index, read_manifest
 
 LOG = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def clean_question(question: str, max_chars: int) -> str:
     """The question stripped of surrounding space; refuse blank or over-long ones."""
-    text = question.strip()
+    # Control characters carry no meaning for the model; they become spaces.
+    text = _CONTROL.sub(" ", question).strip()
     if not text:
         raise EmptyQuestion('the question is empty: ask something, e.g. rag ask "Who is X?"')
     if len(text) > max_chars:
@@ -52,21 +55,31 @@ class Pipeline:
             )
         return cls(settings, index, embedder)
 
-    def ask(self, question: str, k: int | None = None) -> QueryResponse:
-        """The top-k passages for `question`, each with its citation."""
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        doc_ids: list[str] | None = None,
+        min_score: float | None = None,
+    ) -> QueryResponse:
+        """The top-k passages for `question`, each with its citation; optionally only from
+        `doc_ids`, and only those scoring at least `min_score`."""
         started = time.perf_counter()
         text = clean_question(question, self.settings.max_question_chars)
-        k = k or self.settings.top_k
+        k = self.settings.top_k if k is None else k
         if k < 1:
             raise InvalidQuery(f"k must be at least 1 (got {k})")
+        rows = rows_of_documents(self.index, doc_ids) if doc_ids else None
         xq = embed_query(self.embedder, text)
-        found = search_by_vector(self.index, xq, k)
+        found = search_by_vector(self.index, xq, k, rows=rows)
+        if min_score is not None:
+            found = [c for c in found if c.score >= min_score]
         hits = [hit_of(self.index, candidate, rank) for rank, candidate in enumerate(found, 1)]
         took_ms = (time.perf_counter() - started) * 1000
         return QueryResponse(question=text, hits=hits, answer=None, took_ms=round(took_ms, 2))
 
     def documents(self) -> list[DocumentInfo]:
-        return document_infos(self.index.manifest)
+        return [d.info() for d in self.index.manifest.documents]
 
 
 def ensure_index(

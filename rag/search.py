@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.errors import DocumentNotFound
 from rag.models import Hit, Location
 from rag.store import ChunkRecord, IndexData
 
@@ -51,23 +52,34 @@ class Candidate:
     also: tuple[int, ...] = ()  # rows of the same passage elsewhere
 
 
-def search_by_vector(index: IndexData, xq: np.ndarray, k: int) -> list[Candidate]:
+def search_by_vector(
+    index: IndexData, xq: np.ndarray, k: int, rows: np.ndarray | None = None
+) -> list[Candidate]:
     """The k best passages for query vector `xq`, each passage once: exact copies and
-    near-duplicates collapse into the best-scoring one, the others listed in `also`."""
-    ntotal = index.faiss_index.ntotal
+    near-duplicates collapse into the best-scoring one, the others listed in `also`.
+    With `rows`, only those rows are searched (a filter applied inside FAISS)."""
+    ntotal = index.faiss_index.ntotal if rows is None else len(rows)
     if ntotal == 0 or k <= 0:
         return []
     xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(1, -1)
+    params = None
+    if rows is not None:
+        import faiss
+
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows.astype(np.int64)))
     duplicates = index.duplicates
+    allowed = set(rows.tolist()) if rows is not None else set()
     fetch = min(ntotal, 2 * k + min(len(duplicates), 4 * k))
     while True:
-        D, I = index.faiss_index.search(xq, fetch)
+        D, I = index.faiss_index.search(xq, fetch, params=params)
         kept: list[tuple[int, float, list[int], set[tuple[str, ...]]]] = []
         seen: set[int] = set()
         for row, score in zip(I[0].tolist(), D[0].tolist(), strict=True):
             if row < 0 or row in seen:
                 continue
             copies = duplicates.get(row, [])
+            if rows is not None:
+                copies = [c for c in copies if c in allowed]
             seen.add(row)
             seen.update(copies)
             words = shingles(index.chunks[row].text)
@@ -79,6 +91,17 @@ def search_by_vector(index: IndexData, xq: np.ndarray, k: int) -> list[Candidate
         if len(kept) >= k or fetch >= ntotal:
             return [Candidate(row, score, tuple(also)) for row, score, also, _ in kept[:k]]
         fetch = min(ntotal, fetch * 2)
+
+
+def rows_of_documents(index: IndexData, doc_ids: list[str]) -> np.ndarray:
+    """Rows of the passages of `doc_ids`; an id that is not indexed is an error."""
+    unknown = [d for d in doc_ids if d not in index.documents]
+    if unknown:
+        raise DocumentNotFound(
+            f"no document {unknown[0]!r} in the index (GET /documents or `rag docs` lists them)"
+        )
+    wanted = set(doc_ids)
+    return np.array([r for r, c in enumerate(index.chunks) if c.doc_id in wanted], dtype=np.int64)
 
 
 def location_of(index: IndexData, row: int) -> Location:

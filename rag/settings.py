@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")
     top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+    host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `rag serve` listens on.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, admin routes need it in the X-API-Key header."
+    )
+    api_key_all_routes: bool = Field(
+        False, description="Require the API key on every route but /health and /ready."
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body.")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

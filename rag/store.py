@@ -50,6 +50,15 @@ class DocumentRecord:
     mtime_ns: int
     chunks: int
 
+    def info(self) -> DocumentInfo:
+        return DocumentInfo(
+            doc_id=self.doc_id,
+            title=self.title,
+            size=self.size,
+            chunks=self.chunks,
+            sha256=self.sha256,
+        )
+
 
 @dataclass(frozen=True)
 class ChunkRecord:
@@ -217,14 +226,7 @@ def indexed_documents(index_dir: Path) -> list[DocumentInfo]:
     build = current_build(index_dir)
     if build is None:
         raise IndexNotFound(f"no index in {index_dir}; run `rag index` to build it")
-    return document_infos(read_manifest(build))
-
-
-def document_infos(manifest: Manifest) -> list[DocumentInfo]:
-    return [
-        DocumentInfo(doc_id=d.doc_id, title=d.title, size=d.size, chunks=d.chunks, sha256=d.sha256)
-        for d in manifest.documents
-    ]
+    return [d.info() for d in read_manifest(build).documents]
 
 
 def _fsync_dir(path: Path) -> None:

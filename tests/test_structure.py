@@ -12,6 +12,16 @@ def _kinds(text: str) -> dict[str, str]:
     return {text[b.start : b.end]: b.kind for b in layout.blocks}
 
 
+FURNITURE = [
+    "Staff Writer",
+    "Please follow and like us:",
+    "Storms,Coast,Weather,Harbour,Rescue",
+    "https://example.org/share/123",
+    "Copyright © 2024 Example. All Rights Reserved",
+    "Exit mobile version",
+]
+
+
 def test_scraped_page_furniture_is_boilerplate():
     page = "\n\n".join(
         [
@@ -19,25 +29,13 @@ def test_scraped_page_furniture_is_boilerplate():
             "A Storm Hits the Coast",
             "The storm reached the coast on Monday and flooded three towns near the harbour.",
             "Rescue teams worked through the night to reach families on the roofs.",
-            "Staff Writer",
-            "Please follow and like us:",
-            "Storms,Coast,Weather,Harbour,Rescue",
-            "https://example.org/share/123",
-            "Copyright © 2024 Example. All Rights Reserved",
-            "Exit mobile version",
+            *FURNITURE,
         ]
     )
     kinds = _kinds(page)
     assert kinds["A Storm Hits the Coast"] == "heading"
     assert kinds["Home News World A Storm Hits the Coast"] == "boilerplate"
-    for furniture in (
-        "Staff Writer",
-        "Please follow and like us:",
-        "Storms,Coast,Weather,Harbour,Rescue",
-        "https://example.org/share/123",
-        "Copyright © 2024 Example. All Rights Reserved",
-        "Exit mobile version",
-    ):
+    for furniture in FURNITURE:
         assert kinds[furniture] == "boilerplate", furniture
     assert kinds["Rescue teams worked through the night to reach families on the roofs."] == "prose"
 

@@ -1,0 +1,137 @@
+"""The FastAPI application: routers, error handling, body limit, background start-up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import require_api_key
+from api.routes import admin, documents, health, query
+from api.state import ServerState
+from rag.errors import (
+    DocumentNotFound,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexNotFound,
+    InvalidQuery,
+    InvalidSpan,
+    RagError,
+)
+from rag.settings import Settings, load_settings
+
+LOG = logging.getLogger(__name__)
+
+_STATUS = {
+    DocumentNotFound: 404,
+    InvalidQuery: 422,
+    InvalidSpan: 422,
+    IndexNotFound: 503,
+    IndexCorrupt: 503,
+    IndexMismatch: 503,
+}
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, whether or not the client sent a
+    Content-Length, before the application reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body over {self.limit} bytes: send a shorter question"},
+            status_code=413,
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _one_line(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
+    """The app. With `load`, the index and model load in a background thread at start-up,
+    so /health answers at once and /ready turns 200 when queries can be served."""
+    settings = settings or load_settings()
+    state = ServerState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if load:
+            threading.Thread(target=state.load, name="rag-load", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="rag",
+        summary="Passages that answer a question, each with an exact citation.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.rag = state
+    guarded = [Depends(require_api_key)] if settings.api_key_all_routes else []
+    app.include_router(health.router)
+    app.include_router(query.router, dependencies=guarded)
+    app.include_router(documents.router, dependencies=guarded)
+    app.include_router(admin.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+        if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+            detail = 'the body must be a JSON object such as {"question": "...", "k": 5}, sent '
+            return JSONResponse({"detail": detail + "as application/json"}, status_code=422)
+        return JSONResponse({"detail": _one_line(exc)}, status_code=422)
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return app

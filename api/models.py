@@ -1,0 +1,51 @@
+"""Request and response bodies of the API; query results reuse the library's models."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, description="The question; blank ones are refused.")
+    k: int = Field(5, ge=1, le=50, description="Passages to return.")
+    doc_ids: list[str] | None = Field(
+        None, max_length=1000, description="Search only these documents."
+    )
+    min_score: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Drop passages scoring below this cosine."
+    )
+
+
+class Span(BaseModel):
+    """A cited span of a document as it is on disk now, with context around it."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    before: str = Field(description="Up to `context` characters before the span.")
+    after: str = Field(description="Up to `context` characters after the span.")
+    doc_sha256: str = Field(description="sha256 of the file now.")
+    indexed_sha256: str = Field(description="sha256 of the file when it was indexed.")
+    stale: bool = Field(description="The file changed since indexing: offsets may not match.")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    build: str | None = None
+    documents: int = 0
+    chunks: int = 0
+    problem: str = ""
+
+
+class ReloadResult(BaseModel):
+    previous: str | None
+    current: str
+    documents: int
+    chunks: int

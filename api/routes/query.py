@@ -1,0 +1,34 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import PipelineDep
+from api.models import QueryRequest
+from rag.models import QueryResponse
+
+router = APIRouter(tags=["query"])
+
+_ERRORS = {
+    404: {"description": "A document in `doc_ids` is not in the index"},
+    413: {"description": "Body over the size limit"},
+    422: {"description": "Blank or over-long question, or a parameter out of range"},
+    503: {"description": "The index is still loading"},
+}
+
+
+# Plain `def`: FastAPI runs it in its thread pool, so embedding never blocks the event loop.
+@router.post("/query", response_model=QueryResponse, responses=_ERRORS)
+def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse:
+    """The passages that answer `question`, each with an exact citation."""
+    return pipeline.ask(body.question, k=body.k, doc_ids=body.doc_ids, min_score=body.min_score)
+
+
+@router.get("/query", response_model=QueryResponse, responses=_ERRORS)
+def query_get(
+    pipeline: PipelineDep,
+    q: Annotated[str, Query(min_length=1, description="The question.")],
+    k: Annotated[int, Query(ge=1, le=50, description="Passages to return.")] = 5,
+    min_score: Annotated[float | None, Query(ge=-1.0, le=1.0)] = None,
+) -> QueryResponse:
+    """The same as POST /query, for a browser or curl: `/query?q=...&k=3`."""
+    return pipeline.ask(q, k=k, min_score=min_score)
