@@ -361,5 +361,105 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+@app.command("eval")
+@handle_errors
+def evaluate(
+    questions: Annotated[Path, typer.Option(help="Question file (JSONL, see DESIGN.md).")] = Path(
+        "eval/questions.jsonl"
+    ),
+    beir: Annotated[
+        Path | None, typer.Option(help="Evaluate a BEIR dataset folder instead.")
+    ] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("-k", "--depth", min=1, help="Ranks scored [10; 100 for --beir]"),
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write every number and result here.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write a Markdown report here (and a PNG beside it).")
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option(help="Compare chunk sizes and overlaps on the question set.")
+    ] = False,
+    sizes: Annotated[str, typer.Option(help="Chunk sizes for --sweep.")] = "400,800,1200",
+    overlaps: Annotated[str, typer.Option(help="Overlaps for --sweep.")] = "0,150,300",
+    corpus: CorpusOpt = None,
+    index_dir: IndexDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Measure answer quality: Hit@1, Hit@5, MRR@10, document Recall@5 and nDCG@10, exact
+    citations and latency on a question set; nDCG@10, MRR@10 and Recall@100 on BEIR.
+
+    Examples:  rag eval  |  rag eval --report eval/report.md
+               rag eval --beir ../shared/bench/cranfield  |  rag eval --sweep
+    """
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.evaluation import evaluate_beir, evaluate_questions, load_questions
+    from rag.evaluation.report import plot_hit_at_k, print_table, write_markdown
+    from rag.evaluation.sweep import run_sweep, sweep_markdown
+    from rag.pipeline import MODES, Pipeline
+
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
+    embedder = SentenceTransformerEmbedder(settings.model)
+    tick, stop = _progress_printer("questions")
+    try:
+        if beir is not None:
+            build_tick, build_stop = _progress_printer("embedding")
+            try:
+                result = evaluate_beir(
+                    settings, beir, embedder, MODES, depth or 100, build_tick, tick
+                )
+            finally:
+                build_stop()
+        elif sweep:
+            rows = run_sweep(
+                settings,
+                load_questions(questions),
+                embedder,
+                _ints(sizes),
+                _ints(overlaps),
+                depth or 10,
+            )
+            table = sweep_markdown(rows)
+            out.print(table)
+            if report is not None:
+                intro = (
+                    f"# Chunk settings sweep\n\nQuestions `{questions}`, corpus "
+                    f"`{settings.corpus_dir}`, model `{settings.model}`, {depth or 10} passages "
+                    "retrieved. Produced by `rag eval --sweep`.\n\n"
+                )
+                report.write_text(intro + table + "\n", encoding="utf-8")
+            if json_file is not None:
+                json_file.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+            return
+        else:
+            qs = load_questions(questions)
+            _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
+            pipeline = Pipeline.open(settings, embedder=embedder)
+            result = evaluate_questions(
+                pipeline, qs, MODES, depth or 10, tick, dataset=str(questions)
+            )
+    finally:
+        stop()
+    print_table(result, out)
+    if json_file is not None:
+        json_file.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    if report is not None:
+        plot = report.with_suffix(".png")
+        if any(m.hit_at for m in result.modes):
+            plot_hit_at_k(result, plot)
+        write_markdown(result, report, plot if plot.exists() else None)
+        err.print(Text(f"wrote {report}" + (f" and {plot}" if plot.exists() else "")))
+
+
 def main() -> None:
     app()

@@ -16,6 +16,7 @@ from rag.settings import Settings
 from rag.store import IndexData, current_build, load_index, read_manifest
 
 LOG = logging.getLogger(__name__)
+MODES = ("dense",)  # retrieval modes `ask` knows
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -61,10 +62,13 @@ class Pipeline:
         k: int | None = None,
         doc_ids: list[str] | None = None,
         min_score: float | None = None,
+        mode: str = "dense",
     ) -> QueryResponse:
         """The top-k passages for `question`, each with its citation; optionally only from
         `doc_ids`, and only those scoring at least `min_score`."""
         started = time.perf_counter()
+        if mode not in MODES:
+            raise InvalidQuery(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
         text = clean_question(question, self.settings.max_question_chars)
         k = self.settings.top_k if k is None else k
         if k < 1:

@@ -4,7 +4,7 @@ with passages that appear in several documents returned once."""
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +72,9 @@ def search_by_vector(
     fetch = min(ntotal, 2 * k + min(len(duplicates), 4 * k))
     while True:
         D, I = index.faiss_index.search(xq, fetch, params=params)
-        kept: list[tuple[int, float, list[int], set[tuple[str, ...]]]] = []
+        kept: list[tuple[int, float, list[int]]] = []
+        sizes: list[int] = []  # shingle count of each kept passage
+        owners: dict[tuple[str, ...], list[int]] = defaultdict(list)  # shingle -> kept
         seen: set[int] = set()
         for row, score in zip(I[0].tolist(), D[0].tolist(), strict=True):
             if row < 0 or row in seen:
@@ -83,14 +85,31 @@ def search_by_vector(
             seen.add(row)
             seen.update(copies)
             words = shingles(index.chunks[row].text)
-            twin = next((h for h in kept if is_near_duplicate(h[3], words)), None)
+            twin = _near_twin(words, owners, sizes)
             if twin is not None:
-                twin[2].extend([row, *copies])
+                kept[twin][2].extend([row, *copies])
                 continue
-            kept.append((row, float(score), list(copies), words))
+            for shingle in words:
+                owners[shingle].append(len(kept))
+            sizes.append(len(words))
+            kept.append((row, float(score), list(copies)))
         if len(kept) >= k or fetch >= ntotal:
-            return [Candidate(row, score, tuple(also)) for row, score, also, _ in kept[:k]]
+            return [Candidate(row, score, tuple(also)) for row, score, also in kept[:k]]
         fetch = min(ntotal, fetch * 2)
+
+
+def _near_twin(
+    words: set[tuple[str, ...]], owners: dict[tuple[str, ...], list[int]], sizes: list[int]
+) -> int | None:
+    """The kept passage that `words` nearly duplicates, found through shared shingles
+    (linear in the passage's length, not in the number of passages kept)."""
+    shared: Counter[int] = Counter()
+    for shingle in words:
+        shared.update(owners.get(shingle, ()))
+    for kept, count in shared.most_common():
+        if count / min(len(words), sizes[kept]) >= _NEAR_DUPLICATE:
+            return kept
+    return None
 
 
 def rows_of_documents(index: IndexData, doc_ids: list[str]) -> np.ndarray:

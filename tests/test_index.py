@@ -37,7 +37,7 @@ def test_round_trip(fake_settings: Settings, fake_embedder: FakeEmbedder):
     manifest = json.loads((index.path / MANIFEST).read_text())
     assert manifest["format_version"] == 1
     assert manifest["model"] == "fake" and manifest["dimension"] == 32
-    assert manifest["chunk_size"] == 800 and manifest["chunk_overlap"] == 150
+    assert manifest["chunk_size"] == 600 and manifest["chunk_overlap"] == 300
     assert manifest["counts"] == {"documents": 5, "chunks": report.chunks}
     assert {d["doc_id"] for d in manifest["documents"]} == {
         p.name for p in fake_settings.corpus_dir.iterdir()

@@ -1,0 +1,235 @@
+"""Running questions through the pipeline and scoring what comes back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from rag.build import Progress, build_index
+from rag.corpus import read_document_text
+from rag.embedding import Embedder
+from rag.errors import ConfigError
+from rag.evaluation.metrics import (
+    BEIR_MEASURES,
+    HIT_AT_KS,
+    QUESTION_DOC_MEASURES,
+    answers_question,
+    document_metrics,
+    passage_metrics,
+    percentile,
+)
+from rag.evaluation.questions import Question
+from rag.evaluation.results import EvalReport, ModeReport, QuestionResult
+from rag.models import QueryResponse
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+Tick = Callable[[int, int], None]  # (done, total) questions
+
+
+def _settings_summary(settings: Settings, depth: int) -> dict[str, object]:
+    return {
+        "model": settings.model,
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+        "passages_retrieved": depth,
+        "corpus": str(settings.corpus_dir),
+    }
+
+
+def _ranked_docs(response: QueryResponse) -> list[str]:
+    """Documents in the order their passages (or copies of them) first came."""
+    ranked: list[str] = []
+    for hit in response.hits:
+        for doc_id in [hit.doc_id, *(p.doc_id for p in hit.also_in)]:
+            if doc_id not in ranked:
+                ranked.append(doc_id)
+    return ranked
+
+
+def _latency(took: list[float]) -> dict[str, float]:
+    return {"latency p50 ms": percentile(took, 50), "latency p95 ms": percentile(took, 95)}
+
+
+def evaluate_questions(
+    pipeline: Pipeline,
+    questions: list[Question],
+    modes: Iterable[str] = ("dense",),
+    depth: int = 10,
+    tick: Tick | None = None,
+    dataset: str = "questions",
+) -> EvalReport:
+    """Ask every question in every mode; score passages, documents and citations."""
+    texts: dict[str, str] = {}
+
+    def text_of(doc_id: str) -> str:
+        if doc_id not in texts:
+            texts[doc_id] = read_document_text(pipeline.settings.corpus_dir, doc_id)[0]
+        return texts[doc_id]
+
+    reports = []
+    modes = list(modes)
+    for mode in modes:
+        results: list[QuestionResult] = []
+        for i, q in enumerate(questions):
+            response = pipeline.ask(q.question, k=depth, mode=mode)
+            for hit in response.hits:
+                for place in [hit, *hit.also_in]:
+                    text_of(place.doc_id)
+            exact = sum(
+                text_of(h.doc_id)[h.start_char : h.end_char] == h.text for h in response.hits
+            )
+            top = response.hits[0] if response.hits else None
+            results.append(
+                QuestionResult(
+                    id=q.id,
+                    question=q.question,
+                    answerable=q.answerable,
+                    relevant_ranks=[h.rank for h in response.hits if answers_question(h, q, texts)],
+                    gold_doc_ids=q.doc_ids,
+                    ranked_doc_ids=_ranked_docs(response),
+                    top_doc_id=top.doc_id if top else None,
+                    top_text=top.text if top else None,
+                    top_score=top.score if top else None,
+                    citations=len(response.hits),
+                    citations_exact=exact,
+                    took_ms=response.took_ms,
+                )
+            )
+            if tick is not None:
+                tick(i + 1 + len(reports) * len(questions), len(questions) * len(modes))
+        answerable = [r for r in results if r.answerable]
+        metrics = passage_metrics({r.id: r.relevant_ranks for r in answerable}, depth)
+        hit_at = {k: metrics.pop(f"Hit@{k}") for k in HIT_AT_KS}
+        metrics = {"Hit@1": hit_at[1], "Hit@5": hit_at[5], **metrics}
+        metrics.update(
+            document_metrics(
+                {r.id: dict.fromkeys(r.gold_doc_ids, 1) for r in answerable},
+                {r.id: r.ranked_doc_ids for r in answerable},
+                QUESTION_DOC_MEASURES,
+            )
+        )
+        citations = sum(r.citations for r in results)
+        metrics["citations exact"] = (
+            sum(r.citations_exact for r in results) / citations if citations else 1.0
+        )
+        metrics.update(_latency([r.took_ms for r in results]))
+        metrics["questions"] = float(len(answerable))
+        reports.append(ModeReport(mode=mode, metrics=metrics, hit_at=hit_at, per_question=results))
+    unanswerable = sum(not q.answerable for q in questions)
+    return EvalReport(
+        dataset=dataset,
+        settings=_settings_summary(pipeline.settings, depth),
+        created=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        modes=reports,
+        notes=[
+            f"{unanswerable} unanswerable questions are left out of the ranking metrics; "
+            "abstention is not measured while the pipeline cannot abstain."
+        ]
+        if unanswerable
+        else [],
+    )
+
+
+# --- BEIR -------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path} ({exc}); is it a BEIR dataset folder?") from None
+
+
+def load_beir_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc}); BEIR needs qrels/test.tsv") from None
+    for line in lines[1:]:  # header: query-id corpus-id score
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            qrels.setdefault(parts[0], {})[parts[1]] = int(float(parts[2]))
+    return qrels
+
+
+def _doc_file(doc_id: str) -> str:
+    return quote(doc_id, safe="") + ".txt"
+
+
+def materialize_beir_corpus(dataset: Path, cache_dir: Path) -> Path:
+    """Write the BEIR corpus as one text file a document under the cache, keyed by the
+    corpus file's content hash; a second call with the same corpus does nothing."""
+    corpus_file = dataset / "corpus.jsonl"
+    try:
+        digest = hashlib.sha256(corpus_file.read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise ConfigError(f"cannot read {corpus_file} ({exc}); is it a BEIR dataset?") from None
+    home = cache_dir / "beir" / f"{dataset.resolve().name}-{digest}"
+    corpus = home / "corpus"
+    done = home / "corpus.complete"
+    if not done.exists():
+        corpus.mkdir(parents=True, exist_ok=True)
+        for row in _read_jsonl(corpus_file):
+            title, text = row.get("title") or "", row.get("text") or ""
+            body = text if not title or text.startswith(title) else f"{title}\n\n{text}"
+            (corpus / _doc_file(str(row["_id"]))).write_text(body + "\n", encoding="utf-8")
+        done.touch()
+    return home
+
+
+def evaluate_beir(
+    settings: Settings,
+    dataset: Path,
+    embedder: Embedder,
+    modes: Iterable[str] = ("dense",),
+    depth: int = 100,
+    build_progress: Progress | None = None,
+    tick: Tick | None = None,
+) -> EvalReport:
+    """Index a BEIR dataset with the same pipeline (cached) and score nDCG@10, MRR@10 and
+    Recall@100 against its graded qrels."""
+    dataset = Path(dataset)
+    queries = {str(q["_id"]): q["text"] for q in _read_jsonl(dataset / "queries.jsonl")}
+    qrels = load_beir_qrels(dataset / "qrels" / "test.tsv")
+    queries = {qid: text for qid, text in queries.items() if qid in qrels}
+    if not queries:
+        raise ConfigError(f"{dataset}: no query of queries.jsonl has judgments in qrels/test.tsv")
+    home = materialize_beir_corpus(dataset, settings.cache_dir)
+    beir_settings = settings.model_copy(
+        update={"corpus_dir": home / "corpus", "index_dir": home / "index"}
+    )
+    build_index(beir_settings, embedder=embedder, progress=build_progress)
+    pipeline = Pipeline.open(beir_settings, embedder=embedder)
+    # Passages are fetched until `depth` distinct documents are seen (or the corpus ends).
+    passages = min(len(pipeline.index.chunks), depth * 3)
+    reports = []
+    modes = list(modes)
+    for m, mode in enumerate(modes):
+        ranked: dict[str, list[str]] = {}
+        took: list[float] = []
+        for i, (qid, text) in enumerate(queries.items()):
+            response = pipeline.ask(text, k=passages, mode=mode)
+            ranked[qid] = [unquote(d.removesuffix(".txt")) for d in _ranked_docs(response)][:depth]
+            took.append(response.took_ms)
+            if tick is not None:
+                tick(i + 1 + m * len(queries), len(queries) * len(modes))
+        metrics = document_metrics(qrels, ranked, BEIR_MEASURES)
+        metrics.update(_latency(took))
+        metrics["queries"] = float(len(queries))
+        reports.append(ModeReport(mode=mode, metrics=metrics))
+    summary = _settings_summary(beir_settings, passages)
+    summary["corpus"] = str(dataset)
+    summary["passages"] = len(pipeline.index.chunks)
+    return EvalReport(
+        dataset=f"BEIR {dataset.name}",
+        settings=summary,
+        created=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        modes=reports,
+    )

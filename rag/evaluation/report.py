@@ -1,0 +1,122 @@
+"""Reports a person can read: a terminal table, Markdown with the failures, a plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from rag.evaluation.results import EvalReport
+
+_FAILURES_SHOWN = 30
+
+
+def _fmt(name: str, value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if name == "questions" or name == "queries":
+        return f"{value:.0f}"
+    if "ms" in name:
+        return f"{value:.1f}"
+    if name == "citations exact":
+        return f"{value:.0%}"
+    return f"{value:.3f}"
+
+
+def metric_names(report: EvalReport) -> list[str]:
+    names: list[str] = []
+    for mode in report.modes:
+        names.extend(n for n in mode.metrics if n not in names)
+    return names
+
+
+def print_table(report: EvalReport, console: Console) -> None:
+    """Metrics down, modes across: fits 80 columns with several modes."""
+    table = Table(title=f"{report.dataset} ({report.created})")
+    table.add_column("metric")
+    for mode in report.modes:
+        table.add_column(mode.mode, justify="right")
+    for name in metric_names(report):
+        table.add_row(name, *(_fmt(name, m.metrics.get(name, math.nan)) for m in report.modes))
+    console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+
+
+def markdown_table(report: EvalReport) -> str:
+    names = metric_names(report)
+    lines = [
+        "| mode | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for mode in report.modes:
+        cells = (_fmt(n, mode.metrics.get(n, math.nan)) for n in names)
+        lines.append(f"| {mode.mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _snippet(text: str | None, width: int = 160) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def write_markdown(report: EvalReport, path: Path, plot: Path | None = None) -> None:
+    """Settings, the table, the plot, and the questions that failed with what came first."""
+    out = [f"# Evaluation: {report.dataset}", "", f"Run {report.created}.", ""]
+    out += ["## Settings", ""]
+    out += [f"- {key}: `{value}`" for key, value in report.settings.items()]
+    out += ["", "## Results", "", markdown_table(report), ""]
+    out += [f"_{note}_" for note in report.notes]
+    if plot is not None:
+        out += ["", f"![Hit@k by mode]({plot.name})", ""]
+    for mode in report.modes:
+        failed = [
+            r
+            for r in mode.per_question
+            if r.answerable and not any(x <= 5 for x in r.relevant_ranks)
+        ]
+        if not mode.per_question:
+            continue
+        out += ["", f"## Failures ({mode.mode}): no answering passage in the top 5", ""]
+        if not failed:
+            out.append("None.")
+        for r in failed[:_FAILURES_SHOWN]:
+            where = f"rank {r.relevant_ranks[0]}" if r.relevant_ranks else "not in the top 10"
+            out += [
+                f"- **{r.id}** {r.question} (answer {where}; gold {', '.join(r.gold_doc_ids)})",
+                f"  - first instead: `{r.top_doc_id}` ({r.top_score:.3f}): {_snippet(r.top_text)}",
+            ]
+        unanswerable = [r for r in mode.per_question if not r.answerable]
+        if unanswerable:
+            out += ["", f"## Unanswerable questions ({mode.mode}): what came first", ""]
+            for r in unanswerable:
+                out.append(
+                    f"- **{r.id}** {r.question} → `{r.top_doc_id}` ({r.top_score:.3f}): "
+                    f"{_snippet(r.top_text, 100)}"
+                )
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def plot_hit_at_k(report: EvalReport, path: Path) -> None:
+    """Hit@k for k = 1..10, one line a mode (PNG, headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for mode in report.modes:
+        ks = sorted(mode.hit_at)
+        ax.plot(ks, [mode.hit_at[k] for k in ks], marker="o", label=mode.mode)
+    ax.set_xlabel("k (passages read)")
+    ax.set_ylabel("Hit@k: an answering passage in the top k")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(range(1, 11))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(f"{report.dataset}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,222 @@
+"""The harness: the question set itself, hand-computed metrics, BEIR, reports, the gate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.build import build_index
+from rag.errors import ConfigError
+from rag.evaluation import evaluate_beir, evaluate_questions, load_questions
+from rag.evaluation.metrics import (
+    QUESTION_DOC_MEASURES,
+    answers_question,
+    document_metrics,
+    passage_metrics,
+    percentile,
+)
+from rag.evaluation.questions import Question
+from rag.models import Hit, Location
+from rag.settings import load_settings
+
+from .conftest import REPO, SEEDS, FakeEmbedder
+
+QUESTIONS = REPO / "eval" / "questions.jsonl"
+
+
+def test_question_set_is_well_formed_and_mixed():
+    questions = load_questions(QUESTIONS)
+    assert len(questions) >= 40
+    unanswerable = [q for q in questions if not q.answerable]
+    assert len(unanswerable) >= 5
+    assert sum(len(q.doc_ids) >= 2 for q in questions) >= 5
+    assert sum(q.doc_ids == ["003_bddc2f2a3ccead0c.txt"] for q in questions) >= 10
+
+
+def test_every_answer_occurs_in_every_gold_document():
+    for q in load_questions(QUESTIONS):
+        for doc_id in q.doc_ids:
+            text = (SEEDS / doc_id).read_bytes().decode("utf-8").lower()
+            for answer in q.answers:
+                assert answer.lower() in text, (q.id, answer, doc_id)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"id": "a", "question": "x", "answers": ["y"], "doc_ids": ["d"]}\nnot json\n', ":2:"),
+        ('{"id": "a", "question": "x"}\n', "needs answers"),
+        ('{"id": "a", "question": "x", "answers": ["y"], "doc_ids": ["d"]}\n' * 2, "repeat"),
+        ("\n", "no question"),
+    ],
+)
+def test_bad_question_files(tmp_path: Path, content: str, message: str):
+    path = tmp_path / "q.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_questions(path)
+
+
+def test_passage_metrics_by_hand():
+    # q1 answered at rank 1, q2 at ranks 3 and 4, q3 not at all.
+    m = passage_metrics({"q1": [1], "q2": [3, 4], "q3": []}, depth=10)
+    assert m["Hit@1"] == pytest.approx(1 / 3)
+    assert m["Hit@3"] == pytest.approx(2 / 3)
+    assert m["Hit@5"] == pytest.approx(2 / 3)
+    assert m["MRR@10"] == pytest.approx((1 + 1 / 3 + 0) / 3)
+
+
+def test_document_metrics_by_hand():
+    gold = {"q": {"a": 1, "b": 1}}
+    m = document_metrics(gold, {"q": ["a", "x", "b"]}, QUESTION_DOC_MEASURES)
+    ideal = 1 + 1 / math.log2(3)
+    assert m["Recall@5 (doc)"] == pytest.approx(1.0)
+    assert m["nDCG@10 (doc)"] == pytest.approx((1 + 1 / math.log2(4)) / ideal)
+    graded = document_metrics({"q": {"a": 1, "b": 3}}, {"q": ["a", "b"]}, QUESTION_DOC_MEASURES)
+    assert graded["nDCG@10 (doc)"] < 1.0  # the better document came second
+
+
+def test_percentile_nearest_rank():
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
+    assert percentile([1.0, 2.0], 95) == 2.0 and math.isnan(percentile([], 50))
+
+
+def _hit(doc_id: str, text: str, also: list[Location] | None = None) -> Hit:
+    return Hit(
+        rank=1,
+        score=0.5,
+        doc_id=doc_id,
+        title="t",
+        section="s",
+        chunk_id=f"{doc_id}#0",
+        text=text,
+        start_char=0,
+        end_char=len(text),
+        line_start=1,
+        line_end=1,
+        doc_sha256="0" * 64,
+        also_in=also or [],
+    )
+
+
+def test_relevance_needs_gold_document_and_answer_and_counts_copies():
+    q = Question(id="x", question="?", answers=["77 Kilometers"], doc_ids=["b.txt"])
+    assert answers_question(_hit("b.txt", "It lies 77 kilometers north."), q, {})
+    assert not answers_question(_hit("a.txt", "It lies 77 kilometers north."), q, {})
+    assert not answers_question(_hit("b.txt", "It lies north."), q, {})
+    copy = Location(
+        doc_id="b.txt",
+        chunk_id="b.txt#3",
+        start_char=4,
+        end_char=31,
+        line_start=1,
+        line_end=1,
+        doc_sha256="0" * 64,
+    )
+    texts = {"b.txt": "....It lies 77 kilometers north."}
+    assert answers_question(_hit("a.txt", "It lies 77 kilometers north.", [copy]), q, texts)
+
+
+def test_regression_gate(seed_pipeline):
+    """Fails when answer quality drops. Measured on 2026-11-24 with the defaults
+    (all-MiniLM-L6-v2, chunk_size 600, overlap 300, dense): Hit@5 0.865, MRR@10 0.746.
+    The margin is about one question of 52."""
+    report = evaluate_questions(seed_pipeline, load_questions(QUESTIONS))
+    metrics = report.modes[0].metrics
+    assert metrics["Hit@5"] >= 0.865 - 0.02, metrics
+    assert metrics["MRR@10"] >= 0.746 - 0.02, metrics
+    assert metrics["citations exact"] == 1.0
+
+
+def _tiny_beir(root: Path) -> Path:
+    docs = {
+        "d1": ("Wings", "Lift on a swept wing rises with the angle of attack."),
+        "d2": ("Heat", "Heat conduction in composite slabs was solved analytically."),
+        "d3": ("Shock", "A shock wave forms ahead of a blunt body at high Mach numbers."),
+        "d/4": ("Boundary", "The boundary layer thickens along a flat plate downstream."),
+    }
+    root.mkdir()
+    with open(root / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for _id, (title, text) in docs.items():
+            fh.write(json.dumps({"_id": _id, "title": title, "text": text}) + "\n")
+    with open(root / "queries.jsonl", "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"_id": "1", "text": "heat conduction composite slabs"}) + "\n")
+        fh.write(json.dumps({"_id": "2", "text": "boundary layer flat plate"}) + "\n")
+        fh.write(json.dumps({"_id": "3", "text": "unjudged query"}) + "\n")
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n1\td2\t2\n1\td1\t1\n2\td/4\t3\n", encoding="utf-8"
+    )
+    return root
+
+
+def test_beir_dataset_is_indexed_once_and_scored(tmp_path: Path):
+    dataset = _tiny_beir(tmp_path / "tiny")
+    settings = load_settings(model="fake", cache_dir=tmp_path / "cache")
+    first = FakeEmbedder()
+    report = evaluate_beir(settings, dataset, first, depth=100)
+    metrics = report.modes[0].metrics
+    assert metrics["queries"] == 2  # the unjudged query is left out
+    # Both queries share their words with one judged document, which comes first.
+    assert metrics["MRR@10"] == pytest.approx(1.0)
+    assert 0.5 < metrics["nDCG@10"] <= 1.0
+    assert metrics["Recall@100"] == pytest.approx(1.0)  # four documents, all retrieved
+    assert first.embedded  # the corpus was embedded...
+    again = FakeEmbedder()
+    evaluate_beir(settings, dataset, again, depth=100)
+    assert again.embedded == []  # ...and not a second time
+
+
+def test_rag_eval_cli_writes_json_report_and_plot(seed_index, real_embedder, monkeypatch, tmp_path):
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: real_embedder)
+    from rag.cli import app
+
+    questions = tmp_path / "few.jsonl"
+    questions.write_text(
+        "\n".join(
+            QUESTIONS.read_text(encoding="utf-8").splitlines()[:3]
+            + [
+                '{"id": "n", "question": "Who designed the Eiffel Tower?", "answers": [], '
+                '"doc_ids": [], "answerable": false}'
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(seed_index.index_dir)}
+    result = CliRunner().invoke(
+        app,
+        ["eval", "--questions", str(questions), "--json", str(out_json), "--report", str(out_md)],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "Hit@5" in result.stdout and "MRR@10" in result.stdout
+    data = json.loads(out_json.read_text())
+    mode = data["modes"][0]
+    assert mode["mode"] == "dense" and len(mode["per_question"]) == 4
+    assert set(mode["metrics"]) >= {"Hit@1", "Hit@5", "MRR@10", "Recall@5 (doc)", "nDCG@10 (doc)"}
+    assert mode["metrics"]["citations exact"] == 1.0
+    assert out_md.read_text().startswith("# Evaluation")
+    assert out_md.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_builds_one_index_per_setting(fake_settings, tmp_path):
+    from rag.evaluation.sweep import run_sweep, sweep_markdown
+
+    settings = fake_settings.model_copy(update={"cache_dir": tmp_path / "cache"})
+    questions = load_questions(QUESTIONS)[:5]
+    rows = run_sweep(settings, questions, FakeEmbedder(), [400, 800], [0, 100])
+    assert [(r["chunk_size"], r["chunk_overlap"]) for r in rows] == [
+        (400, 0),
+        (400, 100),
+        (800, 0),
+        (800, 100),
+    ]
+    assert rows[0]["passages"] > rows[2]["passages"]  # smaller chunks, more of them
+    assert sweep_markdown(rows).count("\n") == len(rows) + 1
+    build_index(settings, embedder=FakeEmbedder())  # the main index is untouched by a sweep
