@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -14,7 +16,14 @@ class QueryRequest(BaseModel):
         None, max_length=1000, description="Search only these documents."
     )
     min_score: float | None = Field(
-        None, ge=-1.0, le=1.0, description="Drop passages scoring below this cosine."
+        None, description="Drop passages scoring below this (the score of the mode)."
+    )
+    mode: Literal["dense", "bm25", "hybrid"] | None = Field(
+        None, description="Retrieval mode; the server's default (RAG_MODE) when omitted."
+    )
+    explain: bool = Field(False, description="Give each hit its dense and BM25 ranks.")
+    max_per_doc: int | None = Field(
+        None, ge=1, le=50, description="At most this many passages from one document."
     )
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunking import CHUNKER_VERSION, chunk_layout
+from rag.chunking import CHUNKER_VERSION, chunk_layout, with_heading
 from rag.corpus import Document, list_document_files, read_document, sha256_bytes
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents
 from rag.errors import CorpusNotFound, RagError
+from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.store import (
     ChunkRecord,
@@ -55,7 +56,7 @@ class BuildReport:
 
 @dataclass
 class _Previous:
-    manifest: Manifest
+    manifest: Manifest | None  # None when unreadable (an older format): vectors still serve
     chunks: list[ChunkRecord]
     vectors: np.ndarray
 
@@ -119,11 +120,17 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 
 def _read_previous(index_dir: Path) -> _Previous | None:
+    """The last build's passages and vectors, for reuse. Vectors are keyed by (model, text),
+    so they serve even when the manifest is of an older format."""
     build = current_build(index_dir)
     if build is None:
         return None
     try:
-        manifest = read_manifest(build)
+        manifest: Manifest | None = read_manifest(build)
+    except RagError as exc:
+        LOG.warning("previous manifest not readable (%s): all documents count as added", exc)
+        manifest = None
+    try:
         return _Previous(manifest, read_chunks(build), read_vectors(build))
     except RagError as exc:
         LOG.warning("previous index not reusable (%s): embedding everything again", exc)
@@ -136,6 +143,8 @@ def _settings_match(manifest: Manifest, settings: Settings) -> bool:
         and manifest.chunk_size == settings.chunk_size
         and manifest.chunk_overlap == settings.chunk_overlap
         and manifest.chunker_version == CHUNKER_VERSION
+        and manifest.bm25_stem == settings.bm25_stem
+        and manifest.bm25_stopwords == settings.bm25_stopwords
     )
 
 
@@ -194,7 +203,8 @@ def build_index(
             )
 
         previous = None if rebuild else _read_previous(index_dir)
-        old = {d.doc_id: d for d in previous.manifest.documents} if previous else {}
+        old_manifest = previous.manifest if previous else None
+        old = {d.doc_id: d for d in old_manifest.documents} if old_manifest else {}
         for doc in documents:
             if doc.doc_id not in old:
                 report.added.append(doc.doc_id)
@@ -206,14 +216,14 @@ def build_index(
         report.removed = sorted(set(old) - current_ids)
 
         if (
-            previous is not None
+            old_manifest is not None
             and not (report.added or report.changed or report.removed)
-            and _settings_match(previous.manifest, settings)
-            and previous.manifest.skipped == skipped
+            and _settings_match(old_manifest, settings)
+            and old_manifest.skipped == skipped
             and all(old[d.doc_id].mtime_ns == d.mtime_ns for d in documents)
         ):
             report.up_to_date = True
-            report.chunks = previous.manifest.chunk_count
+            report.chunks = old_manifest.chunk_count
             report.seconds = time.perf_counter() - started
             return report
 
@@ -227,7 +237,7 @@ def build_index(
             texts_by_key.update(to_embed)
 
         cached: dict[str, int] = {}
-        if previous is not None and previous.manifest.model == settings.model:
+        if previous is not None and previous.vectors.shape[0] == len(previous.chunks):
             cached = {c.vector_key: row for row, c in enumerate(previous.chunks)}
         missing = {k: text for k, text in texts_by_key.items() if k not in cached}
         report.reused = sum(1 for c in chunks if c.vector_key in cached)
@@ -248,7 +258,7 @@ def build_index(
             fresh_rows = {key: i for i, key in enumerate(missing)}
         else:
             assert previous is not None  # nothing missing means everything was cached
-            dimension = previous.manifest.dimension
+            dimension = int(previous.vectors.shape[1])
             fresh = np.zeros((0, dimension), dtype=np.float32)
             fresh_rows = {}
         report.embedded = len(missing)
@@ -264,18 +274,25 @@ def build_index(
 
         faiss_index = faiss.IndexFlatIP(dimension)
         faiss_index.add(vectors)
+        lexical = LexicalIndex.build(
+            [with_heading(c.section, c.text) for c in chunks],
+            settings.bm25_stem,
+            settings.bm25_stopwords,
+        )
         manifest = Manifest(
             model=settings.model,
             dimension=dimension,
             chunk_size=settings.chunk_size,
             chunk_overlap=settings.chunk_overlap,
             chunker_version=CHUNKER_VERSION,
+            bm25_stem=settings.bm25_stem,
+            bm25_stopwords=settings.bm25_stopwords,
             documents=doc_records,
             skipped=skipped,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - started, 3),
         )
-        report.build = save_index(index_dir, manifest, chunks, vectors, faiss_index)
+        report.build = save_index(index_dir, manifest, chunks, vectors, faiss_index, lexical)
         report.chunks = len(chunks)
         report.seconds = time.perf_counter() - started
         return report

@@ -28,11 +28,15 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        """What the model sees: the passage under its heading, so that a paragraph deep in
-        an article is still found by what the article is about."""
-        if not self.section or self.text.startswith(self.section):
-            return self.text
-        return f"{self.section}\n{self.text}"
+        return with_heading(self.section, self.text)
+
+
+def with_heading(section: str, text: str) -> str:
+    """What retrieval sees of a passage: the passage under its heading, so that a paragraph
+    deep in an article is still found by what the article is about."""
+    if not section or text.startswith(section):
+        return text
+    return f"{section}\n{text}"
 
 
 Span = tuple[int, int]

@@ -180,7 +180,49 @@ def index(
     _print_build(_build(settings, SentenceTransformerEmbedder(settings.model), rebuild=rebuild))
 
 
+def _print_answer(response: Any) -> None:
+    """The answer first, with its citation; or a plain statement that there is none."""
+    answer = response.answer
+    if answer is None:
+        if response.answerable is False:
+            out.print(
+                Text(
+                    "No answer: the corpus does not seem to answer this. "
+                    "The closest passages follow.",
+                    style="bold",
+                )
+            )
+            out.print()
+        return
+    head = Text("Answer ", style="bold")
+    head.append(f"({answer.confidence:.0%} confident)", style="dim")
+    head.append(f"  {answer.doc_id}  chars {answer.start_char}-{answer.end_char}", style="cyan")
+    out.print(head)
+    for line in _wrap(" ".join(answer.text.split()), min(out.width, 100) - 3):
+        out.print(Text("   " + line, style="bold"))
+    out.print()
+
+
+def _passage_text(hit: Any, answer: Any) -> Text:
+    """The passage, the answer highlighted in it when it comes from this passage."""
+    start, end = 0, 0
+    if answer is not None and answer.doc_id == hit.doc_id:
+        if hit.start_char <= answer.start_char and answer.end_char <= hit.end_char:
+            start, end = answer.start_char - hit.start_char, answer.end_char - hit.start_char
+    text = Text()
+    text.append(hit.text[:start])
+    if end > start:
+        marked = hit.text[start:end]
+        if out.is_terminal:
+            text.append(marked, style="bold black on yellow")
+        else:
+            text.append(f"[[{marked}]]")
+    text.append(hit.text[end:])
+    return text
+
+
 def _print_hits(response: Any) -> None:
+    _print_answer(response)
     if not response.hits:
         out.print("No passage found.")
         return
@@ -193,12 +235,22 @@ def _print_hits(response: Any) -> None:
         head.append(f"  score {hit.score:.3f}", style="dim")
         out.print(head)
         out.print(Text(f"   § {hit.section}", style="italic"), overflow="ellipsis", no_wrap=True)
-        for line in _wrap(" ".join(hit.text.split()), min(out.width, 100) - 3):
-            out.print(Text("   " + line))
+        body = _passage_text(hit, response.answer)
+        body.plain = body.plain.replace("\n", " ")  # same length: the highlight stays put
+        for line in body.wrap(out, min(out.width, 100) - 3):
+            out.print(Text("   ") + line)
         for place in hit.also_in:
             where = f"{place.doc_id} chars {place.start_char}-{place.end_char}"
             out.print(Text(f"   also in {where}", style="dim"))
+        if hit.explain is not None:
+            out.print(Text("   why: " + _why(hit.explain), style="dim"))
         out.print()
+
+
+def _why(e: Any) -> str:
+    dense = f"dense #{e.dense_rank} ({e.dense_score:.3f})" if e.dense_rank else "dense -"
+    bm25 = f"bm25 #{e.bm25_rank} ({e.bm25_score:.2f})" if e.bm25_rank else "bm25 -"
+    return f"{dense}, {bm25}, fused {e.fused_score:.4f}"
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -215,6 +267,15 @@ def ask(
         int | None, typer.Option("-k", "--top-k", min=1, max=50, help="Passages to return.")
     ] = None,
     json_output: JsonOpt = False,
+    mode: Annotated[
+        str | None, typer.Option(help="dense, bm25 or hybrid [env RAG_MODE; hybrid]")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option(help="Show each hit's dense and BM25 ranks and scores.")
+    ] = False,
+    max_per_doc: Annotated[
+        int | None, typer.Option(min=1, help="At most this many passages from one document.")
+    ] = None,
     corpus: CorpusOpt = None,
     index_dir: IndexDirOpt = None,
     model: ModelOpt = None,
@@ -227,13 +288,15 @@ def ask(
     from rag.embedding import SentenceTransformerEmbedder
     from rag.pipeline import Pipeline, clean_question
 
-    settings = load_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
+    settings = load_settings(
+        corpus_dir=corpus, index_dir=index_dir, model=model, mode=mode, max_per_doc=max_per_doc
+    )
     clean_question(question, settings.max_question_chars)
     embedder = SentenceTransformerEmbedder(settings.model)
     report = _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
     if report is not None:
         _print_build(report)
-    response = Pipeline.open(settings, embedder=embedder).ask(question, k=k)
+    response = Pipeline.open(settings, embedder=embedder).ask(question, k=k, explain=explain)
     if json_output:
         out.print_json(response.model_dump_json()) if out.is_terminal else print(
             response.model_dump_json(indent=2)
@@ -390,6 +453,9 @@ def evaluate(
     sweep: Annotated[
         bool, typer.Option(help="Compare chunk sizes and overlaps on the question set.")
     ] = False,
+    calibrate: Annotated[
+        bool, typer.Option(help="Fit the answer confidence and abstention threshold.")
+    ] = False,
     sizes: Annotated[str, typer.Option(help="Chunk sizes for --sweep.")] = "400,800,1200",
     overlaps: Annotated[str, typer.Option(help="Overlaps for --sweep.")] = "0,150,300",
     corpus: CorpusOpt = None,
@@ -420,6 +486,18 @@ def evaluate(
                 )
             finally:
                 build_stop()
+        elif calibrate:
+            from rag.evaluation.calibration import calibrate_markdown, calibrate_questions
+
+            _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
+            pipeline = Pipeline.open(settings, embedder=embedder)
+            text = calibrate_markdown(
+                calibrate_questions(pipeline, load_questions(questions)), questions
+            )
+            out.print(text)
+            if report is not None:
+                report.write_text(text + "\n", encoding="utf-8")
+            return
         elif sweep:
             rows = run_sweep(
                 settings,

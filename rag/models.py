@@ -17,11 +17,23 @@ class Location(BaseModel):
     doc_sha256: str = Field(description="sha256 of the document file when it was indexed.")
 
 
+class Explanation(BaseModel):
+    """Why a passage ranked where it did: its place in each ranking that was fused."""
+
+    dense_rank: int | None = Field(description="Rank by cosine similarity (None: not in pool).")
+    dense_score: float | None
+    bm25_rank: int | None = Field(description="Rank by BM25 (None: no query word matched).")
+    bm25_score: float | None
+    fused_score: float = Field(description="The score the hit was ranked by.")
+
+
 class Hit(BaseModel):
     """One retrieved passage with its citation (the fields of `Location`, plus the passage)."""
 
     rank: int = Field(ge=1)
-    score: float = Field(description="Cosine similarity between question and passage.")
+    score: float = Field(
+        description="Ranking score: cosine (dense), BM25 (bm25) or fused score (hybrid)."
+    )
     doc_id: str
     title: str
     section: str = Field(description="Heading the passage sits under, else the title.")
@@ -35,6 +47,7 @@ class Hit(BaseModel):
     also_in: list[Location] = Field(
         default_factory=list, description="Other places where the same passage appears."
     )
+    explain: Explanation | None = Field(None, description="Present when asked for.")
 
 
 class Answer(BaseModel):
@@ -50,8 +63,14 @@ class Answer(BaseModel):
 
 class QueryResponse(BaseModel):
     question: str
+    mode: str = Field("dense", description="Retrieval mode: dense, bm25 or hybrid.")
     hits: list[Hit]
     answer: Answer | None = None
+    answerable: bool | None = Field(
+        None,
+        description="False when the corpus does not seem to answer (then `answer` is null); "
+        "null when no answer was asked for.",
+    )
     took_ms: float
 
 

@@ -7,16 +7,18 @@ import re
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
+from rag.answer import SentenceScore, answer_of, best_sentence, confidence, score_sentences
 from rag.build import BuildReport, Progress, build_index, index_is_current
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query
-from rag.errors import EmptyQuestion, IndexMismatch, IndexNotFound, InvalidQuery
-from rag.models import DocumentInfo, QueryResponse
-from rag.search import hit_of, rows_of_documents, search_by_vector
+from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
+from rag.models import DocumentInfo, Hit, QueryResponse
+from rag.search import MODES, hit_of, rows_of_documents, search
 from rag.settings import Settings
 from rag.store import IndexData, current_build, load_index, read_manifest
 
 LOG = logging.getLogger(__name__)
-MODES = ("dense",)  # retrieval modes `ask` knows
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -62,11 +64,15 @@ class Pipeline:
         k: int | None = None,
         doc_ids: list[str] | None = None,
         min_score: float | None = None,
-        mode: str = "dense",
+        mode: str | None = None,
+        explain: bool = False,
+        max_per_doc: int | None = None,
     ) -> QueryResponse:
         """The top-k passages for `question`, each with its citation; optionally only from
-        `doc_ids`, and only those scoring at least `min_score`."""
+        `doc_ids`, only those scoring at least `min_score`, at most `max_per_doc` from one
+        document; with `explain`, each hit says how each ranking placed it."""
         started = time.perf_counter()
+        mode = mode or self.settings.mode
         if mode not in MODES:
             raise InvalidQuery(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
         text = clean_question(question, self.settings.max_question_chars)
@@ -74,13 +80,46 @@ class Pipeline:
         if k < 1:
             raise InvalidQuery(f"k must be at least 1 (got {k})")
         rows = rows_of_documents(self.index, doc_ids) if doc_ids else None
-        xq = embed_query(self.embedder, text)
-        found = search_by_vector(self.index, xq, k, rows=rows)
+        xq = embed_query(self.embedder, text) if mode != "bm25" else None
+        found = search(
+            self.index,
+            xq,
+            text,
+            k,
+            mode=mode,  # type: ignore[arg-type]
+            rows=rows,
+            fusion=self.settings.fusion,
+            max_per_doc=max_per_doc or self.settings.max_per_doc,
+        )
         if min_score is not None:
             found = [c for c in found if c.score >= min_score]
-        hits = [hit_of(self.index, candidate, rank) for rank, candidate in enumerate(found, 1)]
+        hits = [hit_of(self.index, c, rank, explain) for rank, c in enumerate(found, 1)]
+        answer, answerable = None, None
+        if self.settings.answers:
+            best = self.best_sentence(text, hits, xq)
+            answerable = best is not None and confidence(best.features()) >= (
+                self.settings.answer_threshold
+            )
+            answer = answer_of(best) if best is not None and answerable else None
         took_ms = (time.perf_counter() - started) * 1000
-        return QueryResponse(question=text, hits=hits, answer=None, took_ms=round(took_ms, 2))
+        return QueryResponse(
+            question=text,
+            mode=mode,
+            hits=hits,
+            answer=answer,
+            answerable=answerable,
+            took_ms=round(took_ms, 2),
+        )
+
+    def best_sentence(
+        self, question: str, hits: list[Hit], xq: np.ndarray | None = None
+    ) -> SentenceScore | None:
+        """The sentence of the top passages most likely to answer, with its features."""
+        if not hits:
+            return None
+        if xq is None:
+            xq = embed_query(self.embedder, question)
+        return best_sentence(score_sentences(question, xq, hits, self.embedder))
 
     def documents(self) -> list[DocumentInfo]:
         return [d.info() for d in self.index.manifest.documents]
@@ -92,7 +131,11 @@ def ensure_index(
     """Build the index when there is none or the corpus changed since; None if current."""
     build = current_build(settings.index_dir)
     if build is not None:
-        manifest = read_manifest(build)
+        try:
+            manifest = read_manifest(build)
+        except (IndexMismatch, IndexCorrupt) as exc:
+            LOG.warning("rebuilding the index: %s", exc)
+            return build_index(settings, embedder=embedder, progress=progress)
         if manifest.model == settings.model and index_is_current(settings, manifest):
             return None
         if manifest.model != settings.model:

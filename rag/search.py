@@ -1,115 +1,187 @@
-"""Dense retrieval over a loaded index: FAISS inner product on unit vectors (= cosine),
-with passages that appear in several documents returned once."""
+"""Retrieval over a loaded index in three modes: dense (FAISS inner product on unit
+vectors, i.e. cosine), bm25 (keywords), and hybrid (the two rankings fused). Passages that
+appear in several documents come back once; a per-document cap keeps results diverse."""
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
+from rag.duplicates import NearDuplicateFinder, shingles
 from rag.errors import DocumentNotFound
-from rag.models import Hit, Location
-from rag.store import ChunkRecord, IndexData
+from rag.models import Explanation, Hit, Location
+from rag.store import IndexData
 
-_SHINGLE = 5  # words per shingle when comparing passages for near-duplicates
-_NEAR_DUPLICATE = 0.8  # share of the shorter passage's shingles found in the other
-
-
-def _text_key(text: str) -> str:
-    return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()
-
-
-def duplicate_groups(chunks: list[ChunkRecord]) -> dict[int, list[int]]:
-    """For each row whose text (case and spacing aside) occurs elsewhere, the other rows."""
-    rows_by_text: dict[str, list[int]] = defaultdict(list)
-    for row, chunk in enumerate(chunks):
-        rows_by_text[_text_key(chunk.text)].append(row)
-    return {
-        row: [other for other in rows if other != row]
-        for rows in rows_by_text.values()
-        if len(rows) > 1
-        for row in rows
-    }
-
-
-def shingles(text: str) -> set[tuple[str, ...]]:
-    words = text.lower().split()
-    return {tuple(words[i : i + _SHINGLE]) for i in range(max(1, len(words) - _SHINGLE + 1))}
-
-
-def is_near_duplicate(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
-    """Whether most of the shorter passage is inside the other: the same article reprinted
-    on another page, cut into windows at slightly different places."""
-    return bool(a) and bool(b) and len(a & b) / min(len(a), len(b)) >= _NEAR_DUPLICATE
+Mode = Literal["dense", "bm25", "hybrid"]
+Fusion = Literal["rrf", "score"]
+MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
+FUSIONS: tuple[str, ...] = ("rrf", "score")
+RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
+SCORE_FUSION_ALPHA = 0.5  # weight of the dense score in normalized score fusion
 
 
 @dataclass(frozen=True)
 class Candidate:
+    """A passage in a ranking, with what put it there."""
+
     row: int
     score: float
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
     also: tuple[int, ...] = ()  # rows of the same passage elsewhere
 
 
-def search_by_vector(
-    index: IndexData, xq: np.ndarray, k: int, rows: np.ndarray | None = None
-) -> list[Candidate]:
-    """The k best passages for query vector `xq`, each passage once: exact copies and
-    near-duplicates collapse into the best-scoring one, the others listed in `also`.
-    With `rows`, only those rows are searched (a filter applied inside FAISS)."""
-    ntotal = index.faiss_index.ntotal if rows is None else len(rows)
-    if ntotal == 0 or k <= 0:
-        return []
-    xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(1, -1)
+def _dense_ranking(
+    index: IndexData, xq: np.ndarray, pool: int, rows: np.ndarray | None
+) -> list[tuple[int, float]]:
     params = None
     if rows is not None:
         import faiss
 
         params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows.astype(np.int64)))
-    duplicates = index.duplicates
-    allowed = set(rows.tolist()) if rows is not None else set()
-    fetch = min(ntotal, 2 * k + min(len(duplicates), 4 * k))
+    xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(1, -1)
+    D, I = index.faiss_index.search(xq, pool, params=params)
+    return [(r, float(s)) for r, s in zip(I[0].tolist(), D[0].tolist(), strict=True) if r >= 0]
+
+
+def _bm25_ranking(
+    index: IndexData, question: str, pool: int, rows: np.ndarray | None
+) -> list[tuple[int, float]]:
+    if index.lexical is None:
+        return []
+    scores = index.lexical.scores(question)
+    if rows is not None:
+        masked = np.full_like(scores, -np.inf)
+        masked[rows] = scores[rows]
+        scores = masked
+    pool = min(pool, len(scores))
+    top = (
+        np.argpartition(-scores, pool - 1)[:pool] if pool < len(scores) else np.arange(len(scores))
+    )
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
+
+
+def _normalized(ranking: list[tuple[int, float]]) -> dict[int, float]:
+    if not ranking:
+        return {}
+    values = [s for _, s in ranking]
+    lo, hi = min(values), max(values)
+    return {r: (s - lo) / (hi - lo) if hi > lo else 1.0 for r, s in ranking}
+
+
+def rank_passages(
+    index: IndexData,
+    xq: np.ndarray | None,
+    question: str,
+    mode: Mode,
+    pool: int,
+    rows: np.ndarray | None = None,
+    fusion: Fusion = "rrf",
+) -> list[Candidate]:
+    """The best `pool` passages of one mode, best first, each with its dense and BM25
+    ranks and scores where that ranking holds it."""
+    dense = _dense_ranking(index, xq, pool, rows) if mode != "bm25" and xq is not None else []
+    lexical = _bm25_ranking(index, question, pool, rows) if mode != "dense" else []
+    dense_at = {r: (rank, s) for rank, (r, s) in enumerate(dense, 1)}
+    bm25_at = {r: (rank, s) for rank, (r, s) in enumerate(lexical, 1)}
+    if mode == "dense":
+        order = dense
+    elif mode == "bm25":
+        order = lexical
+    elif fusion == "rrf":
+        fused: dict[int, float] = {}
+        for ranking in (dense, lexical):
+            for rank, (r, _) in enumerate(ranking, 1):
+                fused[r] = fused.get(r, 0.0) + 1.0 / (RRF_K + rank)
+        order = sorted(fused.items(), key=lambda item: -item[1])
+    else:
+        d, b = _normalized(dense), _normalized(lexical)
+        fused = {
+            r: SCORE_FUSION_ALPHA * d.get(r, 0.0) + (1 - SCORE_FUSION_ALPHA) * b.get(r, 0.0)
+            for r in d.keys() | b.keys()
+        }
+        order = sorted(fused.items(), key=lambda item: -item[1])
+    return [
+        Candidate(
+            row=r,
+            score=score,
+            dense_rank=dense_at.get(r, (None, None))[0],
+            dense_score=dense_at.get(r, (None, None))[1],
+            bm25_rank=bm25_at.get(r, (None, None))[0],
+            bm25_score=bm25_at.get(r, (None, None))[1],
+        )
+        for r, score in order
+    ]
+
+
+def collapse(
+    index: IndexData,
+    ranking: list[Candidate],
+    k: int,
+    rows: np.ndarray | None = None,
+    max_per_doc: int | None = None,
+) -> list[Candidate]:
+    """The first k passages of `ranking`, each passage once: exact copies and
+    near-duplicates fold into the best-ranked one (listed in `also`); at most
+    `max_per_doc` passages from one document."""
+    allowed = set(rows.tolist()) if rows is not None else None
+    kept: list[Candidate] = []
+    near = NearDuplicateFinder()
+    seen: set[int] = set()
+    per_doc: dict[str, int] = {}
+    for found in ranking:
+        if found.row in seen:
+            continue
+        copies = [c for c in index.duplicates.get(found.row, []) if allowed is None or c in allowed]
+        seen.add(found.row)
+        seen.update(copies)
+        words = shingles(index.chunks[found.row].text)
+        twin = near.twin_of(words)
+        if twin is not None:
+            first = kept[twin]
+            kept[twin] = _with_also(first, [found.row, *copies])
+            continue
+        doc_id = index.chunks[found.row].doc_id
+        if max_per_doc is not None and per_doc.get(doc_id, 0) >= max_per_doc:
+            continue
+        per_doc[doc_id] = per_doc.get(doc_id, 0) + 1
+        near.add(words)
+        kept.append(_with_also(found, copies))
+        if len(kept) == k:
+            break
+    return kept
+
+
+def _with_also(found: Candidate, rows: list[int]) -> Candidate:
+    return replace(found, also=(*found.also, *rows))
+
+
+def search(
+    index: IndexData,
+    xq: np.ndarray | None,
+    question: str,
+    k: int,
+    mode: Mode = "dense",
+    rows: np.ndarray | None = None,
+    fusion: Fusion = "rrf",
+    max_per_doc: int | None = None,
+) -> list[Candidate]:
+    """The k best distinct passages for a question (its vector `xq` for dense and hybrid)."""
+    total = index.faiss_index.ntotal if rows is None else len(rows)
+    if total == 0 or k <= 0:
+        return []
+    pool = min(total, max(50, 4 * k + min(len(index.duplicates), 4 * k)))
     while True:
-        D, I = index.faiss_index.search(xq, fetch, params=params)
-        kept: list[tuple[int, float, list[int]]] = []
-        sizes: list[int] = []  # shingle count of each kept passage
-        owners: dict[tuple[str, ...], list[int]] = defaultdict(list)  # shingle -> kept
-        seen: set[int] = set()
-        for row, score in zip(I[0].tolist(), D[0].tolist(), strict=True):
-            if row < 0 or row in seen:
-                continue
-            copies = duplicates.get(row, [])
-            if rows is not None:
-                copies = [c for c in copies if c in allowed]
-            seen.add(row)
-            seen.update(copies)
-            words = shingles(index.chunks[row].text)
-            twin = _near_twin(words, owners, sizes)
-            if twin is not None:
-                kept[twin][2].extend([row, *copies])
-                continue
-            for shingle in words:
-                owners[shingle].append(len(kept))
-            sizes.append(len(words))
-            kept.append((row, float(score), list(copies)))
-        if len(kept) >= k or fetch >= ntotal:
-            return [Candidate(row, score, tuple(also)) for row, score, also in kept[:k]]
-        fetch = min(ntotal, fetch * 2)
-
-
-def _near_twin(
-    words: set[tuple[str, ...]], owners: dict[tuple[str, ...], list[int]], sizes: list[int]
-) -> int | None:
-    """The kept passage that `words` nearly duplicates, found through shared shingles
-    (linear in the passage's length, not in the number of passages kept)."""
-    shared: Counter[int] = Counter()
-    for shingle in words:
-        shared.update(owners.get(shingle, ()))
-    for kept, count in shared.most_common():
-        if count / min(len(words), sizes[kept]) >= _NEAR_DUPLICATE:
-            return kept
-    return None
+        ranking = rank_passages(index, xq, question, mode, pool, rows, fusion)
+        found = collapse(index, ranking, k, rows, max_per_doc)
+        if len(found) >= k or pool >= total:
+            return found
+        pool = min(total, pool * 2)
 
 
 def rows_of_documents(index: IndexData, doc_ids: list[str]) -> np.ndarray:
@@ -136,7 +208,7 @@ def location_of(index: IndexData, row: int) -> Location:
     )
 
 
-def hit_of(index: IndexData, found: Candidate, rank: int) -> Hit:
+def hit_of(index: IndexData, found: Candidate, rank: int, explain: bool = False) -> Hit:
     chunk = index.chunks[found.row]
     return Hit(
         rank=rank,
@@ -145,5 +217,14 @@ def hit_of(index: IndexData, found: Candidate, rank: int) -> Hit:
         section=chunk.section,
         text=chunk.text,
         also_in=[location_of(index, other) for other in found.also],
+        explain=Explanation(
+            dense_rank=found.dense_rank,
+            dense_score=found.dense_score,
+            bm25_rank=found.bm25_rank,
+            bm25_score=found.bm25_score,
+            fused_score=found.score,
+        )
+        if explain
+        else None,
         **location_of(index, found.row).model_dump(),
     )

@@ -8,6 +8,7 @@
         chunks.jsonl          one passage a line, with its citation
         vectors.npy           float32 passage vectors, row i = chunk i (the reuse cache)
         faiss.index           the search structure
+        bm25/                 the keyword index (bm25s) over the same passages
 
 A build is written into a new folder first; only when every file is on disk does CURRENT
 switch to it. A crash or kill at any moment leaves CURRENT naming a complete build.
@@ -27,17 +28,20 @@ from typing import Any
 
 import numpy as np
 
+from rag.duplicates import duplicate_groups
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.lexical import LexicalIndex
 from rag.models import DocumentInfo
 
 LOG = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 index beside the vectors
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.npy"
 FAISS_INDEX = "faiss.index"
+BM25 = "bm25"  # folder written by bm25s
 _BUILD_PREFIX = "build-"
 
 
@@ -81,6 +85,8 @@ class Manifest:
     chunk_size: int
     chunk_overlap: int
     chunker_version: int
+    bm25_stem: bool
+    bm25_stopwords: bool
     documents: list[DocumentRecord]
     skipped: dict[str, list[int]] = field(default_factory=dict)  # doc_id -> [size, mtime_ns]
     format_version: int = FORMAT_VERSION
@@ -111,14 +117,13 @@ class IndexData:
     manifest: Manifest
     chunks: list[ChunkRecord]
     faiss_index: Any
+    lexical: LexicalIndex | None = None
     documents: dict[str, DocumentRecord] = field(init=False)
     duplicates: dict[int, list[int]] = field(init=False)
 
     def __post_init__(self) -> None:
-        from rag.search import duplicate_groups
-
         self.documents = {d.doc_id: d for d in self.manifest.documents}
-        self.duplicates = duplicate_groups(self.chunks)
+        self.duplicates = duplicate_groups([c.text for c in self.chunks])
 
 
 def _corrupt(path: Path, problem: str) -> IndexCorrupt:
@@ -218,7 +223,13 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
             f"index in {build} has dimension {faiss_index.d}, manifest {manifest.dimension}; "
             "run `rag index --rebuild`"
         )
-    return IndexData(build, manifest, chunks, faiss_index)
+    try:
+        lexical = LexicalIndex.load(build / BM25, manifest.bm25_stem, manifest.bm25_stopwords)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _corrupt(build / BM25, f"is unreadable ({type(exc).__name__})") from None
+    if lexical.size != len(chunks):
+        raise _corrupt(build / BM25, f"holds {lexical.size} passages, not {len(chunks)}")
+    return IndexData(build, manifest, chunks, faiss_index, lexical)
 
 
 def indexed_documents(index_dir: Path) -> list[DocumentInfo]:
@@ -251,6 +262,7 @@ def save_index(
     chunks: list[ChunkRecord],
     vectors: np.ndarray,
     faiss_index: Any,
+    lexical: LexicalIndex,
 ) -> Path:
     """Write a complete build into a new folder, then switch CURRENT to it."""
     import faiss
@@ -272,6 +284,9 @@ def save_index(
             build / FAISS_INDEX, lambda fh: fh.write(faiss.serialize_index(faiss_index).tobytes())
         ),
     }
+    lexical.save(build / BM25)
+    for path in sorted((build / BM25).iterdir()):
+        files[f"{BM25}/{path.name}"] = path.stat().st_size
     manifest.files = files
     manifest.chunk_count = len(chunks)
     body = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False).encode("utf-8")

@@ -45,8 +45,12 @@ def test_post_query_returns_the_shared_response_model(client):
     )
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"question", "hits", "answer", "took_ms"}
-    assert len(body["hits"]) == 3 and body["answer"] is None
+    assert set(body) == {"question", "mode", "hits", "answer", "answerable", "took_ms"}
+    assert len(body["hits"]) == 3 and body["mode"] == "hybrid"
+    answer = body["answer"]
+    assert body["answerable"] is True and "77 kilometers" in answer["text"]
+    text = (SEEDS / answer["doc_id"]).read_bytes().decode("utf-8")
+    assert text[answer["start_char"] : answer["end_char"]] == answer["text"]
     top = body["hits"][0]
     assert top["doc_id"] == "003_bddc2f2a3ccead0c.txt" and "77 kilometers" in top["text"]
     text = (SEEDS / top["doc_id"]).read_bytes().decode("utf-8")
@@ -60,12 +64,33 @@ def test_get_query_matches_post(client):
     assert [h["chunk_id"] for h in got["hits"]] == [h["chunk_id"] for h in posted["hits"]]
 
 
+def test_modes_and_explain(client):
+    for mode in ("dense", "bm25", "hybrid"):
+        body = client.post(
+            "/query", json={"question": "Astan Quds Razavi", "k": 3, "mode": mode, "explain": True}
+        ).json()
+        assert body["mode"] == mode and body["hits"]
+        why = body["hits"][0]["explain"]
+        assert set(why) == {"dense_rank", "dense_score", "bm25_rank", "bm25_score", "fused_score"}
+    got = client.get("/query", params={"q": "Astan Quds Razavi", "mode": "bm25"}).json()
+    assert "Astan Quds Razavi" in got["hits"][0]["text"] and got["hits"][0]["explain"] is None
+
+
+def test_unanswerable_question_says_so(client):
+    body = client.post("/query", json={"question": "Who designed the Eiffel Tower?"}).json()
+    assert body["answer"] is None and body["answerable"] is False and body["hits"]
+
+
 def test_doc_filter_and_min_score(client):
     only = ["000_3adcc106da112fc4.txt", "002_d2ed503e188a2ca5.txt"]
     body = client.post("/query", json={"question": "Camp Ashraf", "k": 10, "doc_ids": only}).json()
     assert body["hits"] and {h["doc_id"] for h in body["hits"]} <= set(only)
-    body = client.post("/query", json={"question": "Camp Ashraf", "k": 10, "min_score": 0.4}).json()
+    body = client.post(
+        "/query", json={"question": "Camp Ashraf", "k": 10, "min_score": 0.4, "mode": "dense"}
+    ).json()
     assert body["hits"] and all(h["score"] >= 0.4 for h in body["hits"])
+    body = client.post("/query", json={"question": "Camp Ashraf", "k": 10, "max_per_doc": 1}).json()
+    assert len({h["doc_id"] for h in body["hits"]}) == len(body["hits"])
 
 
 def test_documents(client):
@@ -109,7 +134,7 @@ def test_unicode_and_control_characters_are_answered(client):
             "k: Input should be a valid integer",
         ),
         ("post", "/query", {"json": {"question": 42}}, 422, "question"),
-        ("post", "/query", {"json": {"question": "x", "min_score": 3}}, 422, "min_score"),
+        ("post", "/query", {"json": {"question": "x", "mode": "fuzzy"}}, 422, "mode"),
         ("post", "/query", {"json": {"question": "x", "colour": "red"}}, 422, "colour"),
         ("post", "/query", {"json": ["question"]}, 422, "JSON object"),
         (

@@ -60,7 +60,9 @@ def test_ask_builds_the_index_on_first_use(
     assert "002_d2ed503e188a2ca5.txt" in result.stdout
     # Human output: numbered passages with citation and section, within 80 columns.
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("1. ") and "chars " in lines[0] and "lines " in lines[0]
+    assert lines[0].startswith("Answer (") and "002_d2ed503e188a2ca5.txt  chars " in lines[0]
+    first = next(line for line in lines if line.startswith("1. "))
+    assert "chars " in first and "lines " in first
     assert any(line.strip().startswith("§ ") for line in lines)
     assert max(len(line) for line in lines) <= 100
     # A changed corpus is picked up by the next question, incrementally.

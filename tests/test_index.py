@@ -35,7 +35,8 @@ def test_round_trip(fake_settings: Settings, fake_embedder: FakeEmbedder):
     assert report.added and not report.changed and report.chunks > 100
     index = load_index(fake_settings.index_dir, model="fake")
     manifest = json.loads((index.path / MANIFEST).read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
+    assert manifest["bm25_stem"] is True and "bm25/params.index.json" in manifest["files"]
     assert manifest["model"] == "fake" and manifest["dimension"] == 32
     assert manifest["chunk_size"] == 600 and manifest["chunk_overlap"] == 300
     assert manifest["counts"] == {"documents": 5, "chunks": report.chunks}

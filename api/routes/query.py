@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -20,7 +20,15 @@ _ERRORS = {
 @router.post("/query", response_model=QueryResponse, responses=_ERRORS)
 def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse:
     """The passages that answer `question`, each with an exact citation."""
-    return pipeline.ask(body.question, k=body.k, doc_ids=body.doc_ids, min_score=body.min_score)
+    return pipeline.ask(
+        body.question,
+        k=body.k,
+        doc_ids=body.doc_ids,
+        min_score=body.min_score,
+        mode=body.mode,
+        explain=body.explain,
+        max_per_doc=body.max_per_doc,
+    )
 
 
 @router.get("/query", response_model=QueryResponse, responses=_ERRORS)
@@ -28,7 +36,9 @@ def query_get(
     pipeline: PipelineDep,
     q: Annotated[str, Query(min_length=1, description="The question.")],
     k: Annotated[int, Query(ge=1, le=50, description="Passages to return.")] = 5,
-    min_score: Annotated[float | None, Query(ge=-1.0, le=1.0)] = None,
+    min_score: Annotated[float | None, Query()] = None,
+    mode: Annotated[Literal["dense", "bm25", "hybrid"] | None, Query()] = None,
+    explain: Annotated[bool, Query()] = False,
 ) -> QueryResponse:
-    """The same as POST /query, for a browser or curl: `/query?q=...&k=3`."""
-    return pipeline.ask(q, k=k, min_score=min_score)
+    """The same as POST /query, for a browser or curl: `/query?q=...&k=3&mode=bm25`."""
+    return pipeline.ask(q, k=k, min_score=min_score, mode=mode, explain=explain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ from rag.evaluation.questions import Question
 from rag.evaluation.results import EvalReport, ModeReport, QuestionResult
 from rag.models import QueryResponse
 from rag.pipeline import Pipeline
+from rag.search import MODES
 from rag.settings import Settings
 
 Tick = Callable[[int, int], None]  # (done, total) questions
@@ -58,7 +60,7 @@ def _latency(took: list[float]) -> dict[str, float]:
 def evaluate_questions(
     pipeline: Pipeline,
     questions: list[Question],
-    modes: Iterable[str] = ("dense",),
+    modes: Iterable[str] = MODES,
     depth: int = 10,
     tick: Tick | None = None,
     dataset: str = "questions",
@@ -83,6 +85,9 @@ def evaluate_questions(
             exact = sum(
                 text_of(h.doc_id)[h.start_char : h.end_char] == h.text for h in response.hits
             )
+            answer = response.answer
+            if answer is not None:
+                exact += text_of(answer.doc_id)[answer.start_char : answer.end_char] == answer.text
             top = response.hits[0] if response.hits else None
             results.append(
                 QuestionResult(
@@ -95,9 +100,16 @@ def evaluate_questions(
                     top_doc_id=top.doc_id if top else None,
                     top_text=top.text if top else None,
                     top_score=top.score if top else None,
-                    citations=len(response.hits),
+                    citations=len(response.hits) + (answer is not None),
                     citations_exact=exact,
                     took_ms=response.took_ms,
+                    answer_text=answer.text if answer else None,
+                    answer_doc_id=answer.doc_id if answer else None,
+                    answer_correct=answer is not None
+                    and answer.doc_id in q.doc_ids
+                    and any(a.lower() in answer.text.lower() for a in q.answers),
+                    abstained=None if response.answerable is None else not response.answerable,
+                    confidence=answer.confidence if answer else None,
                 )
             )
             if tick is not None:
@@ -117,6 +129,7 @@ def evaluate_questions(
         metrics["citations exact"] = (
             sum(r.citations_exact for r in results) / citations if citations else 1.0
         )
+        metrics.update(answer_metrics(results))
         metrics.update(_latency([r.took_ms for r in results]))
         metrics["questions"] = float(len(answerable))
         reports.append(ModeReport(mode=mode, metrics=metrics, hit_at=hit_at, per_question=results))
@@ -127,12 +140,35 @@ def evaluate_questions(
         created=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         modes=reports,
         notes=[
-            f"{unanswerable} unanswerable questions are left out of the ranking metrics; "
-            "abstention is not measured while the pipeline cannot abstain."
+            f"{unanswerable} unanswerable questions count only in the abstention figures.",
+            "answer accuracy: answerable questions answered (not abstained) with a span from "
+            "a gold document containing an answer string.",
         ]
         if unanswerable
         else [],
     )
+
+
+def answer_metrics(results: list[QuestionResult]) -> dict[str, float]:
+    """Answer-span accuracy and abstention precision/recall (nan when answers are off)."""
+    if any(r.abstained is None for r in results):
+        return {}
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    abstained = [r for r in results if r.abstained]
+    correct = sum(bool(r.answer_correct) for r in answerable)
+    return {
+        "answer accuracy": correct / len(answerable) if answerable else math.nan,
+        "abstain precision": (
+            sum(not r.answerable for r in abstained) / len(abstained) if abstained else math.nan
+        ),
+        "abstain recall": (
+            sum(bool(r.abstained) for r in unanswerable) / len(unanswerable)
+            if unanswerable
+            else math.nan
+        ),
+        "wrongly abstained": float(sum(bool(r.abstained) for r in answerable)),
+    }
 
 
 # --- BEIR -------------------------------------------------------------------------------
@@ -188,7 +224,7 @@ def evaluate_beir(
     settings: Settings,
     dataset: Path,
     embedder: Embedder,
-    modes: Iterable[str] = ("dense",),
+    modes: Iterable[str] = MODES,
     depth: int = 100,
     build_progress: Progress | None = None,
     tick: Tick | None = None,
@@ -202,8 +238,9 @@ def evaluate_beir(
     if not queries:
         raise ConfigError(f"{dataset}: no query of queries.jsonl has judgments in qrels/test.tsv")
     home = materialize_beir_corpus(dataset, settings.cache_dir)
+    # Only rankings are scored here: no answer extraction.
     beir_settings = settings.model_copy(
-        update={"corpus_dir": home / "corpus", "index_dir": home / "index"}
+        update={"corpus_dir": home / "corpus", "index_dir": home / "index", "answers": False}
     )
     build_index(beir_settings, embedder=embedder, progress=build_progress)
     pipeline = Pipeline.open(beir_settings, embedder=embedder)

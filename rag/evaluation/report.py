@@ -16,11 +16,11 @@ _FAILURES_SHOWN = 30
 def _fmt(name: str, value: float) -> str:
     if math.isnan(value):
         return "n/a"
-    if name == "questions" or name == "queries":
+    if name in ("questions", "queries", "wrongly abstained"):
         return f"{value:.0f}"
     if "ms" in name:
         return f"{value:.1f}"
-    if name == "citations exact":
+    if name in ("citations exact", "answer accuracy", "abstain precision", "abstain recall"):
         return f"{value:.0%}"
     return f"{value:.3f}"
 

@@ -20,6 +20,13 @@ class QuestionResult(BaseModel):
     citations: int
     citations_exact: int
     took_ms: float
+    answer_text: str | None = None
+    answer_doc_id: str | None = None
+    answer_correct: bool | None = Field(
+        None, description="The answer span is from a gold document and contains an answer."
+    )
+    abstained: bool | None = None
+    confidence: float | None = None
 
 
 class ModeReport(BaseModel):

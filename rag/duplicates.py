@@ -1,0 +1,64 @@
+"""Passages that appear in more than one place (a page that reprints another): exact copies
+are grouped when the index loads, near-copies are recognised at query time."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+_SHINGLE = 5  # words per shingle when comparing passages for near-duplicates
+_NEAR_DUPLICATE = 0.8  # share of the shorter passage's shingles found in the other
+
+Shingles = set[tuple[str, ...]]
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()
+
+
+def duplicate_groups(texts: Sequence[str]) -> dict[int, list[int]]:
+    """For each row whose text (case and spacing aside) occurs elsewhere, the other rows."""
+    rows_by_text: dict[str, list[int]] = defaultdict(list)
+    for row, text in enumerate(texts):
+        rows_by_text[_text_key(text)].append(row)
+    return {
+        row: [other for other in rows if other != row]
+        for rows in rows_by_text.values()
+        if len(rows) > 1
+        for row in rows
+    }
+
+
+def shingles(text: str) -> Shingles:
+    words = text.lower().split()
+    return {tuple(words[i : i + _SHINGLE]) for i in range(max(1, len(words) - _SHINGLE + 1))}
+
+
+def is_near_duplicate(a: Shingles, b: Shingles) -> bool:
+    """Whether most of the shorter passage is inside the other: the same article reprinted
+    on another page, cut into windows at slightly different places."""
+    return bool(a) and bool(b) and len(a & b) / min(len(a), len(b)) >= _NEAR_DUPLICATE
+
+
+class NearDuplicateFinder:
+    """Remembers kept passages and finds the one a new passage nearly duplicates, through
+    shared shingles: linear in the new passage's length, not in the number kept."""
+
+    def __init__(self) -> None:
+        self._sizes: list[int] = []
+        self._owners: dict[tuple[str, ...], list[int]] = defaultdict(list)
+
+    def twin_of(self, words: Shingles) -> int | None:
+        shared: Counter[int] = Counter()
+        for shingle in words:
+            shared.update(self._owners.get(shingle, ()))
+        for kept, count in shared.most_common():
+            if count / min(len(words), self._sizes[kept]) >= _NEAR_DUPLICATE:
+                return kept
+        return None
+
+    def add(self, words: Shingles) -> None:
+        for shingle in words:
+            self._owners[shingle].append(len(self._sizes))
+        self._sizes.append(len(words))

@@ -1,0 +1,73 @@
+"""Keyword retrieval: BM25 (bm25s) over the same passages as the dense index, so that exact
+names, numbers and rare words are found even where the embedding blurs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The tokenizer bm25s shares with scikit-learn: words of two or more characters.
+_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+
+
+def _stemmer(stem: bool) -> Any:
+    if not stem:
+        return None
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str], stem: bool, stopwords: bool) -> list[list[str]]:
+    """Lower-cased word tokens, optionally stemmed and without English stopwords."""
+    import bm25s
+
+    return bm25s.tokenize(
+        texts,
+        token_pattern=_TOKEN_PATTERN,
+        stopwords="en" if stopwords else None,
+        stemmer=_stemmer(stem),
+        return_ids=False,
+        show_progress=False,
+    )
+
+
+class LexicalIndex:
+    """A BM25 index of the passages, row i = chunk i, saved in the build folder."""
+
+    def __init__(self, retriever: Any, stem: bool, stopwords: bool) -> None:
+        self.retriever = retriever
+        self.stem = stem
+        self.stopwords = stopwords
+
+    @classmethod
+    def build(cls, texts: list[str], stem: bool, stopwords: bool) -> LexicalIndex:
+        import bm25s
+
+        retriever = bm25s.BM25()
+        retriever.index(tokenize(texts, stem, stopwords), show_progress=False)
+        return cls(retriever, stem, stopwords)
+
+    def save(self, folder: Path) -> None:
+        self.retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, stem: bool, stopwords: bool) -> LexicalIndex:
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder)), stem, stopwords)
+
+    @property
+    def size(self) -> int:
+        return int(self.retriever.scores["num_docs"])
+
+    def scores(self, question: str) -> np.ndarray:
+        """BM25 score of every passage for `question` (zeros when no word is known)."""
+        tokens = tokenize([question], self.stem, self.stopwords)[0]
+        vocab = self.retriever.vocab_dict
+        known = [t for t in tokens if t in vocab]
+        if not known:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(known), dtype=np.float32)

@@ -1,0 +1,70 @@
+"""The answer span, its confidence, abstention, and the calibration behind them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.answer import answer_type_match, confidence
+from rag.corpus import read_document_text
+from rag.evaluation.calibration import choose_threshold, fit_logistic
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "expected"),
+    [
+        ("How many people died?", "Some 300 people died.", 1.0),
+        ("How many people died?", "Many people died.", 0.0),
+        ("When was it founded?", "It was founded in 1965.", 1.0),
+        ("Who leaked the tape?", "His son Ahmad Montazeri leaked it.", 1.0),
+        ("Who leaked the tape?", "his son leaked it.", 0.0),
+        ("What did the letter say?", "It said a lot.", 0.5),
+    ],
+)
+def test_answer_type_match(question, sentence, expected):
+    assert answer_type_match(question, sentence) == expected
+
+
+def test_confidence_is_a_probability_rising_with_evidence():
+    low = confidence({"cosine": 0.1, "coverage": 0.0})
+    high = confidence({"cosine": 0.8, "coverage": 0.8})
+    assert 0.0 < low < high < 1.0
+
+
+def test_fit_logistic_separates_by_the_informative_feature():
+    rng = np.random.default_rng(0)
+    x = np.column_stack(
+        [np.r_[rng.normal(0.2, 0.05, 30), rng.normal(0.7, 0.05, 30)], rng.normal(0.5, 0.1, 60)]
+    )
+    y = np.r_[np.zeros(30), np.ones(30)]
+    w = fit_logistic(x, y)
+    assert w[1] > 5 * abs(w[2])  # the first feature decides, the noise hardly counts
+    p = 1 / (1 + np.exp(-(w[0] + x @ w[1:])))
+    assert ((p > 0.5) == (y == 1)).mean() == 1.0
+
+
+def test_choose_threshold_by_hand():
+    scored = [(True, 0.9), (True, 0.6), (True, 0.4), (False, 0.5), (False, 0.2)]
+    # Below 0.45 only the 0.2 and the 0.4 fall (one wrong); below 0.55 also the 0.5.
+    assert choose_threshold(scored, max_wrong=1) == pytest.approx(0.55)
+    assert choose_threshold(scored, max_wrong=0) == pytest.approx(0.3)
+
+
+def test_answer_cites_the_sentence_exactly(seed_pipeline, seed_index):
+    response = seed_pipeline.ask("How far is Camp Ashraf from Baghdad?")
+    answer = response.answer
+    assert response.answerable is True and answer is not None
+    assert "77 kilometers" in answer.text and 0.0 <= answer.confidence <= 1.0
+    text, _ = read_document_text(seed_index.corpus_dir, answer.doc_id)
+    assert text[answer.start_char : answer.end_char] == answer.text
+    source = response.hits[answer.rank - 1]
+    assert source.start_char <= answer.start_char < answer.end_char <= source.end_char
+
+
+@pytest.mark.parametrize(
+    "question", ["Who won the 2018 FIFA World Cup?", "Who designed the Eiffel Tower?"]
+)
+def test_far_off_questions_are_not_answered(seed_pipeline, question):
+    response = seed_pipeline.ask(question)
+    assert response.answer is None and response.answerable is False
+    assert response.hits  # the closest passages still come back, for the reader to judge
