@@ -28,9 +28,12 @@ class ServerState:
     def load(self) -> None:
         """Build the index if there is none (or the corpus changed), then load it."""
         try:
-            self.embedder = self.embedder or SentenceTransformerEmbedder(self.settings.model)
-            ensure_index(self.settings, embedder=self.embedder)
-            self.pipeline = Pipeline.open(self.settings, embedder=self.embedder)
+            builder = SentenceTransformerEmbedder(self.settings.model)
+            ensure_index(self.settings, embedder=builder)
+            self.pipeline = Pipeline.open(
+                self.settings, embedder=self.embedder or (builder if builder.loaded else None)
+            )
+            self.embedder = self.pipeline.embedder
             self.problem = ""
             LOG.info("ready: %s", self.pipeline.index.path.name)
         except RagError as exc:

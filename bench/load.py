@@ -183,6 +183,7 @@ def main() -> None:
     report = table(rows, baseline)
     header = (
         f"Corpus `{settings.corpus_dir}` ({len(pipeline.index.chunks)} passages), k={args.k}, "
+        f"mode {settings.mode}, answers {'on' if settings.answers else 'off'}, "
         f"{args.requests} requests a run, server and clients on one {os.cpu_count()}-core "
         f"machine ({platform.processor() or platform.machine()}), Python "
         f"{platform.python_version()}. In-process rows between HTTP runs show the machine's "

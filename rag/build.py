@@ -171,6 +171,24 @@ def index_is_current(settings: Settings, manifest: Manifest) -> bool:
     return True
 
 
+def export_fast_encoder(settings: Settings, embedder: SentenceTransformerEmbedder) -> None:
+    """Export the query encoder to ONNX once per model (loading the model if need be)."""
+    from rag.onnx_encoder import encoder_dir, export_encoder
+
+    target = encoder_dir(settings.index_dir, settings.model)
+    if target.exists():
+        return
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return
+    try:
+        if export_encoder(settings.model, embedder.load(), target):
+            LOG.info("exported the query encoder to %s", target)
+    except Exception as exc:  # noqa: BLE001 - the slow path still works; say why once
+        LOG.warning("ONNX export failed (%s): questions use sentence-transformers", exc)
+
+
 def build_index(
     settings: Settings,
     embedder: Embedder | None = None,
@@ -224,6 +242,8 @@ def build_index(
         ):
             report.up_to_date = True
             report.chunks = old_manifest.chunk_count
+            if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
+                export_fast_encoder(settings, embedder)  # an index built before exports
             report.seconds = time.perf_counter() - started
             return report
 
@@ -293,6 +313,8 @@ def build_index(
             build_seconds=round(time.perf_counter() - started, 3),
         )
         report.build = save_index(index_dir, manifest, chunks, vectors, faiss_index, lexical)
+        if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
+            export_fast_encoder(settings, embedder)
         report.chunks = len(chunks)
         report.seconds = time.perf_counter() - started
         return report

@@ -296,7 +296,9 @@ def ask(
     report = _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
     if report is not None:
         _print_build(report)
-    response = Pipeline.open(settings, embedder=embedder).ask(question, k=k, explain=explain)
+    # The model loaded for indexing serves the question too; otherwise the ONNX export does.
+    reuse = embedder if embedder.loaded else None
+    response = Pipeline.open(settings, embedder=reuse).ask(question, k=k, explain=explain)
     if json_output:
         out.print_json(response.model_dump_json()) if out.is_terminal else print(
             response.model_dump_json(indent=2)

@@ -77,7 +77,13 @@ class SentenceTransformerEmbedder:
         self.device = device
         self._model = None
 
-    def _load(self):
+    @property
+    def loaded(self) -> bool:
+        """Whether the model (and torch) has been loaded in this process."""
+        return self._model is not None
+
+    def load(self):
+        """The sentence-transformers model, loaded on first use."""
         if self._model is None:
             path = resolve_model_path(self.name)
             LOG.info("loading embedding model %s from %s", self.name, path)
@@ -96,10 +102,10 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
-        return int(self._load().get_embedding_dimension())
+        return int(self.load().get_embedding_dimension())
 
     def embed_batch(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
-        model = self._load()
+        model = self.load()
         encode = model.encode_query if kind == "query" else model.encode_document
         vectors = encode(
             list(texts),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answer import SentenceScore, answer_of, best_sentence, confidence, score_sentences
-from rag.build import BuildReport, Progress, build_index, index_is_current
+from rag.build import BuildReport, Progress, build_index, export_fast_encoder, index_is_current
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query
 from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
 from rag.models import DocumentInfo, Hit, QueryResponse
@@ -48,6 +48,10 @@ class Pipeline:
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Pipeline:
         """Load the index in `settings.index_dir` (it must exist and match the settings)."""
         index = load_index(settings.index_dir, model=settings.model)
+        if embedder is None and settings.fast_queries:
+            from rag.onnx_encoder import open_fast_embedder
+
+            embedder = open_fast_embedder(settings.index_dir, settings.model)
         embedder = embedder or SentenceTransformerEmbedder(settings.model)
         # Loading the model here (not on the first question) keeps it out of took_ms and
         # checks that it produces vectors of the index's size.
@@ -137,6 +141,8 @@ def ensure_index(
             LOG.warning("rebuilding the index: %s", exc)
             return build_index(settings, embedder=embedder, progress=progress)
         if manifest.model == settings.model and index_is_current(settings, manifest):
+            if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
+                export_fast_encoder(settings, embedder)  # once, for an index built before
             return None
         if manifest.model != settings.model:
             return None  # loading reports the mismatch: re-embedding all is the user's call

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_per_doc: int | None = Field(
         None, ge=1, description="At most this many passages from one document."
     )
+    fast_queries: bool = Field(
+        True, description="Export the model to ONNX at index time and answer with it."
+    )
     answers: bool = Field(True, description="Extract the answering sentence (and abstain).")
     # Calibrated with `rag eval --calibrate` (eval/abstention.md): the most unanswerable
     # questions rejected with at most one answerable question wrongly rejected.
