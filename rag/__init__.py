@@ -25,7 +25,7 @@ from rag.errors import (
     InvalidSpan,
     RagError,
 )
-from rag.models import Answer, DocumentInfo, Hit, Location, QueryResponse
+from rag.models import Answer, DocumentInfo, Explanation, Hit, Location, QueryResponse
 from rag.pipeline import Pipeline, ensure_index
 from rag.settings import Settings, load_settings
 from rag.store import IndexData, load_index
@@ -40,6 +40,7 @@ __all__ = [
     "DocumentInfo",
     "DocumentNotFound",
     "EmptyQuestion",
+    "Explanation",
     "Hit",
     "IndexCorrupt",
     "IndexData",
