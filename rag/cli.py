@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from rag.errors import InvalidSpan, RagError
+from rag.errors import ConfigError, InvalidSpan, RagError
 from rag.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -259,10 +259,40 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width=max(width, 20)) or [""]
 
 
+def _read_questions(path: Path) -> list[str]:
+    """One question a line, or JSON lines with a "question" field (as eval/questions.jsonl)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read questions from {path} ({exc})") from None
+    questions = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                line = str(json.loads(line)["question"])
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(f'{path}:{number}: a JSON line needs a "question"') from None
+        questions.append(line)
+    if not questions:
+        raise ConfigError(f"{path} holds no question")
+    return questions
+
+
 @app.command()
 @handle_errors
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    question: Annotated[
+        str | None, typer.Argument(help="The question, in quotes.", show_default=False)
+    ] = None,
+    questions_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--questions", help="Answer every question of a file (a line each, or JSONL)."
+        ),
+    ] = None,
     k: Annotated[
         int | None, typer.Option("-k", "--top-k", min=1, max=50, help="Passages to return.")
     ] = None,
@@ -284,21 +314,35 @@ def ask(
     Builds the index first when there is none or the corpus changed.
 
     Examples:  rag ask "How far is Camp Ashraf from Baghdad?"  |  rag ask "..." -k 3 --json
+               rag ask --questions eval/questions.jsonl --json > answers.jsonl
     """
     from rag.embedding import SentenceTransformerEmbedder
     from rag.pipeline import Pipeline, clean_question
 
+    if (question is None) == (questions_file is None):
+        raise typer.BadParameter("give either a QUESTION or --questions FILE")
     settings = load_settings(
         corpus_dir=corpus, index_dir=index_dir, model=model, mode=mode, max_per_doc=max_per_doc
     )
-    clean_question(question, settings.max_question_chars)
+    many = _read_questions(questions_file) if questions_file is not None else None
+    for text in many or [question or ""]:
+        clean_question(text, settings.max_question_chars)
     embedder = SentenceTransformerEmbedder(settings.model)
     report = _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
     if report is not None:
         _print_build(report)
     # The model loaded for indexing serves the question too; otherwise the ONNX export does.
     reuse = embedder if embedder.loaded else None
-    response = Pipeline.open(settings, embedder=reuse).ask(question, k=k, explain=explain)
+    pipeline = Pipeline.open(settings, embedder=reuse)
+    if many is not None:
+        for response in pipeline.ask_many(many, k=k, explain=explain):
+            if json_output:
+                print(response.model_dump_json())
+            else:
+                out.print(Text(f"Q: {response.question}", style="bold"))
+                _print_hits(response)
+        return
+    response = pipeline.ask(question or "", k=k, explain=explain)
     if json_output:
         out.print_json(response.model_dump_json()) if out.is_terminal else print(
             response.model_dump_json(indent=2)

@@ -71,10 +71,12 @@ class Pipeline:
         mode: str | None = None,
         explain: bool = False,
         max_per_doc: int | None = None,
+        xq: np.ndarray | None = None,
     ) -> QueryResponse:
         """The top-k passages for `question`, each with its citation; optionally only from
         `doc_ids`, only those scoring at least `min_score`, at most `max_per_doc` from one
-        document; with `explain`, each hit says how each ranking placed it."""
+        document; with `explain`, each hit says how each ranking placed it. `xq` is the
+        question's vector when the caller embedded it already (see `ask_many`)."""
         started = time.perf_counter()
         mode = mode or self.settings.mode
         if mode not in MODES:
@@ -84,7 +86,8 @@ class Pipeline:
         if k < 1:
             raise InvalidQuery(f"k must be at least 1 (got {k})")
         rows = rows_of_documents(self.index, doc_ids) if doc_ids else None
-        xq = embed_query(self.embedder, text) if mode != "bm25" else None
+        if xq is None and mode != "bm25":
+            xq = embed_query(self.embedder, text)
         found = search(
             self.index,
             xq,
@@ -114,6 +117,19 @@ class Pipeline:
             answerable=answerable,
             took_ms=round(took_ms, 2),
         )
+
+    def ask_many(
+        self, questions: list[str], k: int | None = None, batch_size: int = 32, **options
+    ) -> list[QueryResponse]:
+        """Answer many questions, embedding them in batches (one model call per batch)."""
+        texts = [clean_question(q, self.settings.max_question_chars) for q in questions]
+        responses: list[QueryResponse] = []
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            vectors = self.embedder.embed_batch(batch, "query")
+            for text, xq in zip(batch, vectors, strict=True):
+                responses.append(self.ask(text, k=k, xq=xq, **options))
+        return responses
 
     def best_sentence(
         self, question: str, hits: list[Hit], xq: np.ndarray | None = None

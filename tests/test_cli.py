@@ -121,6 +121,9 @@ def test_show_warns_when_the_file_changed(seed_index, corpus: Path):
         (["show", "000_3adcc106da112fc4.txt:50-10"], {}, "does not fit"),
         (["show", "000_3adcc106da112fc4.txt:0-999999"], {}, "does not fit"),
         (["frobnicate"], {}, "No such command"),
+        (["ask"], {}, "give either a QUESTION or --questions FILE"),
+        (["ask", "hi", "--questions", "q.txt"], {}, "give either"),
+        (["ask", "--questions", "/nonexistent/q.txt"], {}, "cannot read questions"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(args, env, message):
@@ -136,3 +139,25 @@ def test_help_shows_examples():
     for command in ("index", "ask", "docs", "show"):
         result = rag(command, "--help")
         assert result.exit_code == 0 and "Example" in result.stdout
+
+
+def test_ask_many_questions_from_a_file(seed_index, real_embedder, monkeypatch, tmp_path):
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: real_embedder)
+    questions = tmp_path / "q.txt"
+    questions.write_text(
+        "How far is Camp Ashraf from Baghdad?\n\n"
+        '{"id": "x", "question": "Who leaked the Montazeri tape?"}\n'
+        "Who designed the Eiffel Tower?\n",
+        encoding="utf-8",
+    )
+    env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(seed_index.index_dir)}
+    result = rag("ask", "--questions", str(questions), "--json", "-k", "2", env=env)
+    assert result.exit_code == 0, result.output
+    responses = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["question"] for r in responses] == [
+        "How far is Camp Ashraf from Baghdad?",
+        "Who leaked the Montazeri tape?",
+        "Who designed the Eiffel Tower?",
+    ]
+    assert all(len(r["hits"]) == 2 for r in responses)
+    assert responses[0]["answerable"] and not responses[2]["answerable"]

@@ -116,3 +116,21 @@ def test_hybrid_keeps_reprints_collapsed(seed_pipeline):
     places = {reprinted[0].doc_id, *(p.doc_id for p in reprinted[0].also_in)}
     assert places == {"003_bddc2f2a3ccead0c.txt", "004_344e65d2d89902b4.txt"}
     assert np.all(np.diff([h.score for h in hits]) <= 1e-9)
+
+
+def test_ask_many_embeds_questions_in_batches(fake_pipeline: Pipeline, monkeypatch):
+    calls: list[int] = []
+    original = fake_pipeline.embedder.embed_batch
+
+    def counting(texts, kind):
+        if kind == "query":
+            calls.append(len(texts))
+        return original(texts, kind)
+
+    monkeypatch.setattr(fake_pipeline.embedder, "embed_batch", counting)
+    questions = [f"Amnesty report number {i}" for i in range(5)]
+    responses = fake_pipeline.ask_many(questions, k=2, batch_size=3, mode="dense")
+    assert [r.question for r in responses] == questions
+    assert calls[:2] == [3, 2]  # two batches, no question embedded alone
+    single = fake_pipeline.ask(questions[0], k=2, mode="dense")
+    assert [h.chunk_id for h in responses[0].hits] == [h.chunk_id for h in single.hits]
