@@ -125,12 +125,13 @@ def best_sentence(scored: list[SentenceScore]) -> SentenceScore | None:
     return max(scored, key=lambda s: s.selection_score)
 
 
-def answer_of(best: SentenceScore, weights: dict[str, float] = CONFIDENCE_WEIGHTS) -> Answer:
+def answer_of(best: SentenceScore, sure: float) -> Answer:
+    """The answer from the best span and its confidence `sure`."""
     return Answer(
         text=best.text,
         doc_id=best.hit.doc_id,
         start_char=best.start,
         end_char=best.end,
         rank=best.hit.rank,
-        confidence=round(confidence(best.features(), weights), 4),
+        confidence=round(sure, 4),
     )

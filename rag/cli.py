@@ -138,14 +138,23 @@ def _print_build(report: Any) -> None:
 
 
 def _build(settings: Settings, embedder: Any, rebuild: bool = False) -> Any:
+    """Build or update the index, with a progress bar."""
     from rag.build import build_index
+
+    update, stop = _progress_printer("embedding")
+    try:
+        return build_index(settings, embedder=embedder, rebuild=rebuild, progress=update)
+    finally:
+        stop()
+
+
+def _ensure(settings: Settings, embedder: Any) -> Any:
+    """Build the index only when it is missing or stale (None when it is current)."""
     from rag.pipeline import ensure_index
 
     update, stop = _progress_printer("embedding")
     try:
-        if rebuild is None:
-            return ensure_index(settings, embedder=embedder, progress=update)
-        return build_index(settings, embedder=embedder, rebuild=rebuild, progress=update)
+        return ensure_index(settings, embedder=embedder, progress=update)
     finally:
         stop()
 
@@ -328,7 +337,7 @@ def ask(
     for text in many or [question or ""]:
         clean_question(text, settings.max_question_chars)
     embedder = SentenceTransformerEmbedder(settings.model)
-    report = _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
+    report = _ensure(settings, embedder)
     if report is not None:
         _print_build(report)
     # The model loaded for indexing serves the question too; otherwise the ONNX export does.
@@ -535,7 +544,7 @@ def evaluate(
         elif calibrate:
             from rag.evaluation.calibration import calibrate_markdown, calibrate_questions
 
-            _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
+            _ensure(settings, embedder)
             pipeline = Pipeline.open(settings, embedder=embedder)
             text = calibrate_markdown(
                 calibrate_questions(pipeline, load_questions(questions)), questions
@@ -567,7 +576,7 @@ def evaluate(
             return
         else:
             qs = load_questions(questions)
-            _build(settings, embedder, rebuild=None)  # type: ignore[arg-type]
+            _ensure(settings, embedder)
             pipeline = Pipeline.open(settings, embedder=embedder)
             result = evaluate_questions(
                 pipeline, qs, MODES, depth or 10, tick, dataset=str(questions)

@@ -35,10 +35,14 @@ def shingles(text: str) -> Shingles:
     return {tuple(words[i : i + _SHINGLE]) for i in range(max(1, len(words) - _SHINGLE + 1))}
 
 
+def _mostly_shared(shared: int, size_a: int, size_b: int) -> bool:
+    return min(size_a, size_b) > 0 and shared / min(size_a, size_b) >= _NEAR_DUPLICATE
+
+
 def is_near_duplicate(a: Shingles, b: Shingles) -> bool:
     """Whether most of the shorter passage is inside the other: the same article reprinted
     on another page, cut into windows at slightly different places."""
-    return bool(a) and bool(b) and len(a & b) / min(len(a), len(b)) >= _NEAR_DUPLICATE
+    return _mostly_shared(len(a & b), len(a), len(b))
 
 
 class NearDuplicateFinder:
@@ -54,7 +58,7 @@ class NearDuplicateFinder:
         for shingle in words:
             shared.update(self._owners.get(shingle, ()))
         for kept, count in shared.most_common():
-            if count / min(len(words), self._sizes[kept]) >= _NEAR_DUPLICATE:
+            if _mostly_shared(count, len(words), self._sizes[kept]):
                 return kept
         return None
 

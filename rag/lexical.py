@@ -3,6 +3,7 @@ names, numbers and rare words are found even where the embedding blurs them."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import numpy as np
 _TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
+@functools.cache
 def _stemmer(stem: bool) -> Any:
+    """One stemmer per process: tokenizing runs for every question and candidate answer."""
     if not stem:
         return None
     import Stemmer

@@ -104,10 +104,9 @@ class Pipeline:
         answer, answerable = None, None
         if self.settings.answers:
             best = self.best_sentence(text, hits, xq)
-            answerable = best is not None and confidence(best.features()) >= (
-                self.settings.answer_threshold
-            )
-            answer = answer_of(best) if best is not None and answerable else None
+            sure = confidence(best.features()) if best is not None else 0.0
+            answerable = best is not None and sure >= self.settings.answer_threshold
+            answer = answer_of(best, sure) if best is not None and answerable else None
         took_ms = (time.perf_counter() - started) * 1000
         return QueryResponse(
             question=text,

@@ -191,8 +191,8 @@ def rows_of_documents(index: IndexData, doc_ids: list[str]) -> np.ndarray:
         raise DocumentNotFound(
             f"no document {unknown[0]!r} in the index (GET /documents or `rag docs` lists them)"
         )
-    wanted = set(doc_ids)
-    return np.array([r for r, c in enumerate(index.chunks) if c.doc_id in wanted], dtype=np.int64)
+    rows = sorted({r for doc_id in doc_ids for r in index.rows_by_doc.get(doc_id, [])})
+    return np.array(rows, dtype=np.int64)
 
 
 def location_of(index: IndexData, row: int) -> Location:

@@ -120,10 +120,14 @@ class IndexData:
     lexical: LexicalIndex | None = None
     documents: dict[str, DocumentRecord] = field(init=False)
     duplicates: dict[int, list[int]] = field(init=False)
+    rows_by_doc: dict[str, list[int]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.documents = {d.doc_id: d for d in self.manifest.documents}
         self.duplicates = duplicate_groups([c.text for c in self.chunks])
+        self.rows_by_doc = {}
+        for row, chunk in enumerate(self.chunks):
+            self.rows_by_doc.setdefault(chunk.doc_id, []).append(row)
 
 
 def _corrupt(path: Path, problem: str) -> IndexCorrupt:
