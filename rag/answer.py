@@ -16,13 +16,17 @@ from rag.structure import split_sentences
 
 # Logistic calibration of the confidence, fitted by `rag eval --calibrate` on
 # eval/questions.jsonl (answerable against unanswerable questions); see eval/abstention.md.
-CONFIDENCE_WEIGHTS = {"bias": -1.689, "cosine": 5.311, "coverage": 2.329}
-# Which sentence answers: meaning first, the question's own words as a tie-breaker.
-COVERAGE_WEIGHT = 0.5
-_PASSAGES_READ = 3  # sentences are taken from this many top passages
+CONFIDENCE_WEIGHTS = {"bias": -0.569, "cosine": 4.569, "coverage": 1.473, "unseen": -3.479}
+# Which span answers: meaning first, the question's own words next; a span from a lower
+# passage or of one sentence loses a little (weights chosen by leave-one-out on the question
+# set, see eval/answers.md).
+COVERAGE_WEIGHT = 0.25
+RANK_PENALTY = 0.1
+PAIR_BONUS = 0.1
+_PASSAGES_READ = 3  # spans are taken from this many top passages
 _EMBEDDED_SPANS = 4  # of which at most this many are embedded
-# An answer is the best sentence and, when it is short, the next one of its paragraph:
-# news prose often names the subject in one sentence and gives the figure in the next.
+# A span is one sentence or two of the same paragraph: news prose often names the subject
+# in one sentence and gives the figure in the next.
 SPAN_CHARS = 320
 
 
@@ -38,7 +42,7 @@ _WANTS_NAME = re.compile(
     r"cleric|writer|journalist|director|researcher|agent))",
     re.IGNORECASE,
 )
-TYPE_BONUS = 0.1  # a sentence holding the kind of thing asked for (number, name) gains this
+TYPE_BONUS = 0.1  # in choosing which spans to embed, holding what is asked for gains this
 
 
 def answer_type_match(question: str, sentence: str) -> float:
@@ -61,15 +65,22 @@ class SentenceScore:
     cosine: float
     coverage: float
     type_match: float
+    sentences: int  # 1 or 2
+    unseen: float = 0.0  # share of the question's content words the corpus never uses
 
     def features(self) -> dict[str, float]:
-        return {"cosine": self.cosine, "coverage": self.coverage}
+        return {"cosine": self.cosine, "coverage": self.coverage, "unseen": self.unseen}
 
     @property
     def selection_score(self) -> float:
-        """Which sentence answers: meaning first, then the question's own words, then
-        the kind of thing asked for."""
-        return self.cosine + COVERAGE_WEIGHT * self.coverage + TYPE_BONUS * self.type_match
+        """Which span answers: meaning, then the question's own words, then the passage
+        rank, then a second sentence of context."""
+        return (
+            self.cosine
+            + COVERAGE_WEIGHT * self.coverage
+            - RANK_PENALTY * (self.hit.rank - 1)
+            + PAIR_BONUS * (self.sentences - 1)
+        )
 
 
 def _terms(text: str) -> set[str]:
@@ -82,29 +93,42 @@ def confidence(features: dict[str, float], weights: dict[str, float] = CONFIDENC
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def score_sentences(
-    question: str, xq: np.ndarray, hits: list[Hit], embedder: Embedder
-) -> list[SentenceScore]:
-    """Every sentence of the top passages, scored by meaning (cosine with the question)
-    and by wording (share of the question's content words it contains)."""
-    candidates: list[tuple[Hit, int, int, str]] = []
-    for hit in hits[:_PASSAGES_READ]:
+Candidate = tuple[Hit, int, int, str, int]  # hit, start and end in the document, text, sentences
+
+
+def candidate_spans(hits: list[Hit], passages: int = _PASSAGES_READ) -> list[Candidate]:
+    """Every sentence of the top `passages` passages, and every pair of consecutive
+    sentences of one paragraph that fits in SPAN_CHARS; headings are left out."""
+    candidates: list[Candidate] = []
+    for hit in hits[:passages]:
         for line in re.finditer(r"[^\n]+", hit.text):  # a heading line is not a sentence start
             if line.group().strip() == hit.section:
                 continue  # headings name a topic; they do not answer
             sentences = split_sentences(hit.text, line.start(), line.end())
             for i, (start, end) in enumerate(sentences):
+                ends = [end]
                 if i + 1 < len(sentences) and sentences[i + 1][1] - start <= SPAN_CHARS:
-                    end = sentences[i + 1][1]
-                text = hit.text[start:end]
-                candidates.append((hit, hit.start_char + start, hit.start_char + end, text))
+                    ends.append(sentences[i + 1][1])
+                for n, stop in enumerate(ends, 1):
+                    text = hit.text[start:stop]
+                    candidates.append((hit, hit.start_char + start, hit.start_char + stop, text, n))
+    return candidates
+
+
+def score_sentences(
+    question: str, xq: np.ndarray, hits: list[Hit], embedder: Embedder, unseen: float = 0.0
+) -> list[SentenceScore]:
+    """The most promising spans of the top passages, scored by meaning (cosine with the
+    question) and by wording (share of the question's content words they contain).
+    `unseen` (see LexicalIndex.unseen_share) is carried along for the confidence."""
+    candidates = candidate_spans(hits)
     if not candidates:
         return []
     wanted = _terms(question)
     cheap = []
-    for hit, start, end, text in candidates:
+    for hit, start, end, text, n in candidates:
         coverage = len(wanted & _terms(text)) / len(wanted) if wanted else 0.0
-        cheap.append((coverage, answer_type_match(question, text), hit, start, end, text))
+        cheap.append((coverage, answer_type_match(question, text), hit, start, end, text, n))
     # Embedding is the cost: only the spans that share most words with the question (and
     # hold the kind of thing asked for) are embedded.
     cheap.sort(key=lambda c: -(c[0] + TYPE_BONUS * c[1] - 0.05 * (c[2].rank - 1)))
@@ -112,8 +136,8 @@ def score_sentences(
     vectors = embedder.embed_batch([c[5] for c in cheap], "document")
     cosines = vectors @ np.asarray(xq, dtype=np.float32)
     return [
-        SentenceScore(hit, start, end, text, float(cosine), coverage, kind)
-        for (coverage, kind, hit, start, end, text), cosine in zip(
+        SentenceScore(hit, start, end, text, float(cosine), coverage, kind, n, unseen)
+        for (coverage, kind, hit, start, end, text, n), cosine in zip(
             cheap, cosines.tolist(), strict=True
         )
     ]

@@ -74,3 +74,12 @@ class LexicalIndex:
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+
+    def unseen_share(self, question: str) -> float:
+        """Share of the question's content words that no passage uses: a question about
+        things the corpus never names is likely not answered by it."""
+        tokens = tokenize([question], self.stem, self.stopwords)[0]
+        if not tokens:
+            return 0.0
+        vocab = self.retriever.vocab_dict
+        return sum(t not in vocab for t in tokens) / len(tokens)

@@ -138,7 +138,8 @@ class Pipeline:
             return None
         if xq is None:
             xq = embed_query(self.embedder, question)
-        return best_sentence(score_sentences(question, xq, hits, self.embedder))
+        unseen = self.index.lexical.unseen_share(question) if self.index.lexical else 0.0
+        return best_sentence(score_sentences(question, xq, hits, self.embedder, unseen))
 
     def documents(self) -> list[DocumentInfo]:
         return [d.info() for d in self.index.manifest.documents]

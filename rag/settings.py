@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # Calibrated with `rag eval --calibrate` (eval/abstention.md): the most unanswerable
     # questions rejected with at most one answerable question wrongly rejected.
     answer_threshold: float = Field(
-        0.477, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
+        0.55, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")
     top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.answer import answer_type_match, confidence
+from rag.answer import SPAN_CHARS, answer_type_match, candidate_spans, confidence
 from rag.corpus import read_document_text
 from rag.evaluation.calibration import choose_threshold, fit_logistic
+from rag.lexical import LexicalIndex
+from rag.models import Hit
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,31 @@ def test_confidence_is_a_probability_rising_with_evidence():
     low = confidence({"cosine": 0.1, "coverage": 0.0})
     high = confidence({"cosine": 0.8, "coverage": 0.8})
     assert 0.0 < low < high < 1.0
+
+
+def test_words_the_corpus_never_uses_lower_the_confidence():
+    lexical = LexicalIndex.build(["Camp Ashraf lies north of Baghdad."], True, True)
+    assert lexical.unseen_share("Is Camp Ashraf north of Baghdad?") == 0.0
+    assert lexical.unseen_share("The Eiffel Tower?") == 1.0
+    assert lexical.unseen_share("Ashraf or the Eiffel Tower?") == pytest.approx(2 / 3)
+    features = {"cosine": 0.6, "coverage": 0.5}
+    assert confidence({**features, "unseen": 1.0}) < confidence({**features, "unseen": 0.0})
+
+
+def test_candidate_spans_are_sentences_and_short_pairs_without_headings():
+    text = "Camp Ashraf\nIt lies north. It is 77 kilometers away.\n" + "A long one. " + "x" * 400
+    hit = Hit(
+        rank=1, score=1.0, doc_id="d.txt", title="D", chunk_id="d.txt#0", section="Camp Ashraf",
+        text=text, start_char=100, end_char=100 + len(text), line_start=1, line_end=3,
+        doc_sha256="0" * 64,
+    )  # fmt: skip
+    spans = candidate_spans([hit])
+    texts = [t for _, _, _, t, _ in spans]
+    assert "Camp Ashraf" not in texts
+    assert "It lies north. It is 77 kilometers away." in texts  # a pair within SPAN_CHARS
+    assert all(len(t) <= SPAN_CHARS or n == 1 for _, _, _, t, n in spans)
+    for _, start, end, span_text, _ in spans:
+        assert text[start - 100 : end - 100] == span_text  # offsets into the document
 
 
 def test_fit_logistic_separates_by_the_informative_feature():

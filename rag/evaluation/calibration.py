@@ -9,7 +9,7 @@ from rag.answer import SentenceScore, confidence
 from rag.evaluation.questions import Question
 from rag.pipeline import Pipeline
 
-FEATURES = ("cosine", "coverage")
+FEATURES = ("cosine", "coverage", "unseen")
 
 
 def collect(
@@ -128,7 +128,8 @@ def calibrate_markdown(result: dict[str, object], questions_file: object) -> str
         "# Answer confidence and abstention",
         "",
         f"Fitted by `rag eval --calibrate` on `{questions_file}`: a logistic model of the best "
-        "sentence's cosine with the question and its share of the question's content words, "
+        "span's cosine with the question, its share of the question's content words, and the "
+        "share of the question's content words that the corpus never uses, "
         "answerable (1) against unanswerable (0) questions. The threshold abstains on the most "
         "unanswerable questions while abstaining on at most one answerable one.",
         "",
