@@ -31,6 +31,7 @@ from rag.store import (
     save_index,
 )
 from rag.structure import analyze_layout
+from rag.vector_index import build_vector_index, choose_type
 
 LOG = logging.getLogger(__name__)
 
@@ -145,6 +146,8 @@ def _settings_match(manifest: Manifest, settings: Settings) -> bool:
         and manifest.chunker_version == CHUNKER_VERSION
         and manifest.bm25_stem == settings.bm25_stem
         and manifest.bm25_stopwords == settings.bm25_stopwords
+        and manifest.index_type == choose_type(settings.index_type, manifest.chunk_count)
+        and manifest.index_params.get("M", settings.hnsw_m) == settings.hnsw_m
     )
 
 
@@ -290,10 +293,8 @@ def build_index(
             else:
                 vectors[row] = previous.vectors[cached[chunk.vector_key]]  # type: ignore[union-attr]
 
-        import faiss
-
-        faiss_index = faiss.IndexFlatIP(dimension)
-        faiss_index.add(vectors)
+        index_type = choose_type(settings.index_type, len(chunks))
+        faiss_index, index_params = build_vector_index(vectors, index_type, settings.hnsw_m)
         lexical = LexicalIndex.build(
             [with_heading(c.section, c.text) for c in chunks],
             settings.bm25_stem,
@@ -307,6 +308,8 @@ def build_index(
             chunker_version=CHUNKER_VERSION,
             bm25_stem=settings.bm25_stem,
             bm25_stopwords=settings.bm25_stopwords,
+            index_type=index_type,
+            index_params=index_params,
             documents=doc_records,
             skipped=skipped,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -48,6 +48,7 @@ class Pipeline:
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Pipeline:
         """Load the index in `settings.index_dir` (it must exist and match the settings)."""
         index = load_index(settings.index_dir, model=settings.model)
+        index.ef_search, index.nprobe = settings.hnsw_ef_search, settings.ivf_nprobe
         if embedder is None and settings.fast_queries:
             from rag.onnx_encoder import open_fast_embedder
 

@@ -13,6 +13,7 @@ from rag.duplicates import NearDuplicateFinder, shingles
 from rag.errors import DocumentNotFound
 from rag.models import Explanation, Hit, Location
 from rag.store import IndexData
+from rag.vector_index import search_parameters
 
 Mode = Literal["dense", "bm25", "hybrid"]
 Fusion = Literal["rrf", "score"]
@@ -20,6 +21,9 @@ MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 FUSIONS: tuple[str, ...] = ("rrf", "score")
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 SCORE_FUSION_ALPHA = 0.5  # weight of the dense score in normalized score fusion
+# IVF-PQ's compressed scores are rough: it proposes this many times the candidates wanted,
+# which are then scored exactly (bench/SCALE.md).
+ANN_REFINE = 4
 
 
 @dataclass(frozen=True)
@@ -35,17 +39,33 @@ class Candidate:
     also: tuple[int, ...] = ()  # rows of the same passage elsewhere
 
 
+def _top(rows: np.ndarray, scores: np.ndarray, pool: int) -> list[tuple[int, float]]:
+    """The `pool` best (row, score) pairs, best first (ties by row)."""
+    if pool < len(scores):
+        keep = np.argpartition(-scores, pool - 1)[:pool]
+        rows, scores = rows[keep], scores[keep]
+    order = np.lexsort((rows, -scores))
+    return [(int(r), float(s)) for r, s in zip(rows[order], scores[order], strict=True)]
+
+
 def _dense_ranking(
     index: IndexData, xq: np.ndarray, pool: int, rows: np.ndarray | None
 ) -> list[tuple[int, float]]:
-    params = None
-    if rows is not None:
-        import faiss
-
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows.astype(np.int64)))
+    """Passages by cosine with the question. Within `rows` (a document filter) the scan is
+    exact; an approximate structure (HNSW, IVF-PQ) proposes candidates whose scores are then
+    computed exactly from the stored vectors."""
     xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(1, -1)
-    D, I = index.faiss_index.search(xq, pool, params=params)
-    return [(r, float(s)) for r, s in zip(I[0].tolist(), D[0].tolist(), strict=True) if r >= 0]
+    kind = index.manifest.index_type
+    if rows is not None:
+        return _top(rows, np.asarray(index.vectors[rows] @ xq[0], dtype=np.float32), pool)
+    if kind == "flat":
+        D, I = index.faiss_index.search(xq, pool)
+        return _top(I[0][I[0] >= 0], D[0][I[0] >= 0], pool)  # ties in row order, as below
+    wide = min(index.faiss_index.ntotal, pool * (ANN_REFINE if kind == "ivfpq" else 1))
+    params = search_parameters(kind, max(index.ef_search, wide), index.nprobe)
+    _, I = index.faiss_index.search(xq, wide, params=params)
+    found = np.unique(I[0][I[0] >= 0])
+    return _top(found, np.asarray(index.vectors[found] @ xq[0], dtype=np.float32), pool)
 
 
 def _bm25_ranking(

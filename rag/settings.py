@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     answer_threshold: float = Field(
         0.55, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
     )
+    index_type: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+        "auto",
+        description="Dense search structure; auto: flat up to 100k passages, HNSW up to 2M, "
+        "IVF-PQ beyond (bench/SCALE.md).",
+    )
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per vector (build time).")
+    hnsw_ef_search: int = Field(
+        128, ge=8, le=4096, description="HNSW candidates explored per question."
+    )
+    ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per question.")
     batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")
     top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")

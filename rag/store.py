@@ -7,7 +7,7 @@
         manifest.json         format, model, chunking, documents with sha256, counts
         chunks.jsonl          one passage a line, with its citation
         vectors.npy           float32 passage vectors, row i = chunk i (the reuse cache)
-        faiss.index           the search structure
+        faiss.index           the dense search structure (flat, HNSW or IVF-PQ)
         bm25/                 the keyword index (bm25s) over the same passages
 
 A build is written into a new folder first; only when every file is on disk does CURRENT
@@ -32,6 +32,7 @@ from rag.duplicates import duplicate_groups
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
 from rag.lexical import LexicalIndex
 from rag.models import DocumentInfo
+from rag.vector_index import read_vector_index, write_vector_index
 
 LOG = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ class Manifest:
     documents: list[DocumentRecord]
     skipped: dict[str, list[int]] = field(default_factory=dict)  # doc_id -> [size, mtime_ns]
     format_version: int = FORMAT_VERSION
-    index_type: str = "flat-ip"
+    index_type: str = "flat"  # see rag.vector_index
+    index_params: dict[str, int] = field(default_factory=dict)
     chunk_count: int = 0
     built_at: str = ""
     build_seconds: float = 0.0
@@ -106,6 +108,8 @@ class Manifest:
         data = dict(data)
         data.pop("counts", None)
         data["documents"] = [DocumentRecord(**d) for d in data["documents"]]
+        if data.get("index_type") == "flat-ip":  # the name before other structures came
+            data["index_type"] = "flat"
         return cls(**data)
 
 
@@ -117,7 +121,10 @@ class IndexData:
     manifest: Manifest
     chunks: list[ChunkRecord]
     faiss_index: Any
+    vectors: np.ndarray  # memory-mapped: exact scores for filtered and approximate search
     lexical: LexicalIndex | None = None
+    ef_search: int = 128  # query-time knobs of HNSW and IVF (from the settings)
+    nprobe: int = 32
     documents: dict[str, DocumentRecord] = field(init=False)
     duplicates: dict[int, list[int]] = field(init=False)
     rows_by_doc: dict[str, list[int]] = field(init=False)
@@ -208,10 +215,8 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
         )
     _check_files(build, manifest)
     chunks = read_chunks(build)
-    import faiss
-
     try:
-        faiss_index = faiss.read_index(str(build / FAISS_INDEX))
+        faiss_index = read_vector_index(build / FAISS_INDEX)
     except RuntimeError:
         raise _corrupt(build / FAISS_INDEX, "is unreadable") from None
     if not (len(chunks) == manifest.chunk_count == faiss_index.ntotal):
@@ -233,7 +238,7 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
         raise _corrupt(build / BM25, f"is unreadable ({type(exc).__name__})") from None
     if lexical.size != len(chunks):
         raise _corrupt(build / BM25, f"holds {lexical.size} passages, not {len(chunks)}")
-    return IndexData(build, manifest, chunks, faiss_index, lexical)
+    return IndexData(build, manifest, chunks, faiss_index, vectors, lexical)
 
 
 def indexed_documents(index_dir: Path) -> list[DocumentInfo]:
@@ -269,8 +274,6 @@ def save_index(
     lexical: LexicalIndex,
 ) -> Path:
     """Write a complete build into a new folder, then switch CURRENT to it."""
-    import faiss
-
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -284,10 +287,11 @@ def save_index(
     files = {
         CHUNKS: _write_file(build / CHUNKS, write_chunks),
         VECTORS: _write_file(build / VECTORS, lambda fh: np.save(fh, vectors)),
-        FAISS_INDEX: _write_file(
-            build / FAISS_INDEX, lambda fh: fh.write(faiss.serialize_index(faiss_index).tobytes())
-        ),
     }
+    write_vector_index(faiss_index, build / FAISS_INDEX)  # streamed to disk, no copy in memory
+    with open(build / FAISS_INDEX, "rb+") as fh:
+        os.fsync(fh.fileno())
+    files[FAISS_INDEX] = (build / FAISS_INDEX).stat().st_size
     lexical.save(build / BM25)
     for path in sorted((build / BM25).iterdir()):
         files[f"{BM25}/{path.name}"] = path.stat().st_size
