@@ -7,10 +7,10 @@ Q ?= How far is Camp Ashraf from Baghdad?
 K ?= 5
 
 .DEFAULT_GOAL := help
-.PHONY: help install ask index serve test lint format clean
+.PHONY: help install ask index serve test bench bench-scale lint format clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ serve: $(STAMP) ## Serve the HTTP API on 127.0.0.1:8000 (docs at /docs)
 test: $(STAMP) ## Run the linter and the test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) ## Benchmarks against their baselines, same run: prints and writes bench/RESULTS.md
+	$(BIN)/python bench/suite.py
+
+bench-scale: $(STAMP) ## Flat vs HNSW vs IVF-PQ at 10k/100k/1M vectors (~15 min): bench/SCALE.md
+	$(BIN)/python bench/scale.py
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

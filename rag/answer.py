@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from rag.structure import split_sentences
 
 # Logistic calibration of the confidence, fitted by `rag eval --calibrate` on
 # eval/questions.jsonl (answerable against unanswerable questions); see eval/abstention.md.
-CONFIDENCE_WEIGHTS = {"bias": -0.569, "cosine": 4.569, "coverage": 1.473, "unseen": -3.479}
+CONFIDENCE_WEIGHTS = {"bias": -0.783, "cosine": 4.731, "coverage": 1.698, "unseen": -3.167}
 # Which span answers: meaning first, the question's own words next; a span from a lower
 # passage or of one sentence loses a little (weights chosen by leave-one-out on the question
 # set, see eval/answers.md).
@@ -24,7 +25,7 @@ COVERAGE_WEIGHT = 0.25
 RANK_PENALTY = 0.1
 PAIR_BONUS = 0.1
 _PASSAGES_READ = 3  # spans are taken from this many top passages
-_EMBEDDED_SPANS = 4  # of which at most this many are embedded
+_EMBEDDED_SPANS = 4  # without stored span vectors, at most this many are embedded
 # A span is one sentence or two of the same paragraph: news prose often names the subject
 # in one sentence and gives the figure in the next.
 SPAN_CHARS = 320
@@ -96,30 +97,45 @@ def confidence(features: dict[str, float], weights: dict[str, float] = CONFIDENC
 Candidate = tuple[Hit, int, int, str, int]  # hit, start and end in the document, text, sentences
 
 
+def passage_spans(text: str, section: str) -> list[tuple[int, int, int]]:
+    """(start, end, sentences) of every sentence of a passage and of every pair of
+    consecutive sentences of one paragraph that fits in SPAN_CHARS; headings left out.
+    The index embeds these once; questions look them up."""
+    spans = []
+    for line in re.finditer(r"[^\n]+", text):  # a heading line is not a sentence start
+        if line.group().strip() == section:
+            continue  # headings name a topic; they do not answer
+        sentences = split_sentences(text, line.start(), line.end())
+        for i, (start, end) in enumerate(sentences):
+            spans.append((start, end, 1))
+            if i + 1 < len(sentences) and sentences[i + 1][1] - start <= SPAN_CHARS:
+                spans.append((start, sentences[i + 1][1], 2))
+    return spans
+
+
 def candidate_spans(hits: list[Hit], passages: int = _PASSAGES_READ) -> list[Candidate]:
-    """Every sentence of the top `passages` passages, and every pair of consecutive
-    sentences of one paragraph that fits in SPAN_CHARS; headings are left out."""
-    candidates: list[Candidate] = []
-    for hit in hits[:passages]:
-        for line in re.finditer(r"[^\n]+", hit.text):  # a heading line is not a sentence start
-            if line.group().strip() == hit.section:
-                continue  # headings name a topic; they do not answer
-            sentences = split_sentences(hit.text, line.start(), line.end())
-            for i, (start, end) in enumerate(sentences):
-                ends = [end]
-                if i + 1 < len(sentences) and sentences[i + 1][1] - start <= SPAN_CHARS:
-                    ends.append(sentences[i + 1][1])
-                for n, stop in enumerate(ends, 1):
-                    text = hit.text[start:stop]
-                    candidates.append((hit, hit.start_char + start, hit.start_char + stop, text, n))
-    return candidates
+    """The spans of the top `passages` passages, with offsets into their documents."""
+    return [
+        (hit, hit.start_char + start, hit.start_char + end, hit.text[start:end], n)
+        for hit in hits[:passages]
+        for start, end, n in passage_spans(hit.text, hit.section)
+    ]
+
+
+SpanLookup = Callable[[list[str]], np.ndarray | None]  # span texts -> their stored vectors
 
 
 def score_sentences(
-    question: str, xq: np.ndarray, hits: list[Hit], embedder: Embedder, unseen: float = 0.0
+    question: str,
+    xq: np.ndarray,
+    hits: list[Hit],
+    embedder: Embedder,
+    unseen: float = 0.0,
+    lookup: SpanLookup | None = None,
 ) -> list[SentenceScore]:
-    """The most promising spans of the top passages, scored by meaning (cosine with the
-    question) and by wording (share of the question's content words they contain).
+    """The spans of the top passages, scored by meaning (cosine with the question) and by
+    wording (share of the question's content words they contain). Vectors come from the
+    index (`lookup`); when it has none, only the most promising spans are embedded now.
     `unseen` (see LexicalIndex.unseen_share) is carried along for the confidence."""
     candidates = candidate_spans(hits)
     if not candidates:
@@ -129,12 +145,14 @@ def score_sentences(
     for hit, start, end, text, n in candidates:
         coverage = len(wanted & _terms(text)) / len(wanted) if wanted else 0.0
         cheap.append((coverage, answer_type_match(question, text), hit, start, end, text, n))
-    # Embedding is the cost: only the spans that share most words with the question (and
-    # hold the kind of thing asked for) are embedded.
-    cheap.sort(key=lambda c: -(c[0] + TYPE_BONUS * c[1] - 0.05 * (c[2].rank - 1)))
-    cheap = cheap[:_EMBEDDED_SPANS]
-    vectors = embedder.embed_batch([c[5] for c in cheap], "document")
-    cosines = vectors @ np.asarray(xq, dtype=np.float32)
+    vectors = lookup([c[5] for c in cheap]) if lookup is not None else None
+    if vectors is None:
+        # Embedding is the cost: only the spans that share most words with the question
+        # (and hold the kind of thing asked for) are embedded.
+        cheap.sort(key=lambda c: -(c[0] + TYPE_BONUS * c[1] - 0.05 * (c[2].rank - 1)))
+        cheap = cheap[:_EMBEDDED_SPANS]
+        vectors = embedder.embed_batch([c[5] for c in cheap], "document")
+    cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
     return [
         SentenceScore(hit, start, end, text, float(cosine), coverage, kind, n, unseen)
         for (coverage, kind, hit, start, end, text, n), cosine in zip(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -14,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.answer import passage_spans
 from rag.chunking import CHUNKER_VERSION, chunk_layout, with_heading
 from rag.corpus import Document, list_document_files, read_document, sha256_bytes
-from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents
+from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents, vector_key
 from rag.errors import CorpusNotFound, RagError
 from rag.lexical import LexicalIndex
 from rag.settings import Settings
@@ -27,6 +27,7 @@ from rag.store import (
     current_build,
     read_chunks,
     read_manifest,
+    read_spans,
     read_vectors,
     save_index,
 )
@@ -50,6 +51,7 @@ class BuildReport:
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
+    spans_embedded: int = 0  # answer spans embedded (the others were reused)
     seconds: float = 0.0
     build: Path | None = None
     up_to_date: bool = False
@@ -60,11 +62,33 @@ class _Previous:
     manifest: Manifest | None  # None when unreadable (an older format): vectors still serve
     chunks: list[ChunkRecord]
     vectors: np.ndarray
+    span_keys: np.ndarray  # vector keys (bytes) of the answer spans, sorted
+    span_vectors: np.ndarray
 
 
-def vector_key(model: str, text: str) -> str:
-    """Passages with equal keys have equal vectors: same model, same embedded text."""
-    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
+def _assemble(
+    keys: list[str],
+    fresh_rows: dict[str, int],
+    fresh: np.ndarray,
+    cached: dict[str, int],
+    old: np.ndarray | None,
+    dimension: int,
+) -> np.ndarray:
+    """One vector per key: just embedded (`fresh`), or reused from the previous build."""
+    vectors = np.empty((len(keys), dimension), np.float32)
+    for row, key in enumerate(keys):
+        vectors[row] = fresh[fresh_rows[key]] if key in fresh_rows else old[cached[key]]  # type: ignore[index]
+    return vectors
+
+
+def answer_span_texts(chunks: list[ChunkRecord], model: str) -> dict[str, str]:
+    """The candidate answer spans of every passage (see rag.answer), by vector key."""
+    out = {}
+    for chunk in chunks:
+        for start, end, _ in passage_spans(chunk.text, chunk.section):
+            text = chunk.text[start:end]
+            out[vector_key(model, text)] = text
+    return out
 
 
 def line_of(newlines: list[int], offset: int) -> int:
@@ -132,7 +156,7 @@ def _read_previous(index_dir: Path) -> _Previous | None:
         LOG.warning("previous manifest not readable (%s): all documents count as added", exc)
         manifest = None
     try:
-        return _Previous(manifest, read_chunks(build), read_vectors(build))
+        return _Previous(manifest, read_chunks(build), read_vectors(build), *read_spans(build))
     except RagError as exc:
         LOG.warning("previous index not reusable (%s): embedding everything again", exc)
         return None
@@ -148,6 +172,7 @@ def _settings_match(manifest: Manifest, settings: Settings) -> bool:
         and manifest.bm25_stopwords == settings.bm25_stopwords
         and manifest.index_type == choose_type(settings.index_type, manifest.chunk_count)
         and manifest.index_params.get("M", settings.hnsw_m) == settings.hnsw_m
+        and (manifest.answer_spans or not settings.answers)
     )
 
 
@@ -264,11 +289,18 @@ def build_index(
             cached = {c.vector_key: row for row, c in enumerate(previous.chunks)}
         missing = {k: text for k, text in texts_by_key.items() if k not in cached}
         report.reused = sum(1 for c in chunks if c.vector_key in cached)
+        # Answer spans get their vectors here too, so that questions only look them up.
+        span_texts = answer_span_texts(chunks, settings.model) if settings.answers else {}
+        span_keys = sorted(span_texts)
+        span_cached: dict[str, int] = {}
+        if previous is not None:
+            span_cached = {k.decode(): row for row, k in enumerate(previous.span_keys.tolist())}
+        missing_spans = {k: span_texts[k] for k in span_keys if k not in span_cached}
 
-        if missing:
+        texts = [*missing.values(), *missing_spans.values()]
+        if texts:
             embedder = embedder or SentenceTransformerEmbedder(settings.model)
             dimension = embedder.dimension
-            texts = list(missing.values())
             done = 0
 
             def advance(n: int) -> None:
@@ -278,20 +310,28 @@ def build_index(
                     progress(done, len(texts))
 
             fresh = embed_documents(embedder, texts, settings.batch_size, advance)
-            fresh_rows = {key: i for i, key in enumerate(missing)}
         else:
             assert previous is not None  # nothing missing means everything was cached
             dimension = int(previous.vectors.shape[1])
             fresh = np.zeros((0, dimension), dtype=np.float32)
-            fresh_rows = {}
         report.embedded = len(missing)
-
-        vectors = np.empty((len(chunks), dimension), dtype=np.float32)
-        for row, chunk in enumerate(chunks):
-            if chunk.vector_key in fresh_rows:
-                vectors[row] = fresh[fresh_rows[chunk.vector_key]]
-            else:
-                vectors[row] = previous.vectors[cached[chunk.vector_key]]  # type: ignore[union-attr]
+        report.spans_embedded = len(missing_spans)
+        vectors = _assemble(
+            [c.vector_key for c in chunks],
+            {key: i for i, key in enumerate(missing)},
+            fresh,
+            cached,
+            previous.vectors if previous else None,
+            dimension,
+        )
+        span_vectors = _assemble(
+            span_keys,
+            {key: i + len(missing) for i, key in enumerate(missing_spans)},
+            fresh,
+            span_cached,
+            previous.span_vectors if previous else None,
+            dimension,
+        )
 
         index_type = choose_type(settings.index_type, len(chunks))
         faiss_index, index_params = build_vector_index(vectors, index_type, settings.hnsw_m)
@@ -310,12 +350,22 @@ def build_index(
             bm25_stopwords=settings.bm25_stopwords,
             index_type=index_type,
             index_params=index_params,
+            answer_spans=settings.answers,
             documents=doc_records,
             skipped=skipped,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - started, 3),
         )
-        report.build = save_index(index_dir, manifest, chunks, vectors, faiss_index, lexical)
+        report.build = save_index(
+            index_dir,
+            manifest,
+            chunks,
+            vectors,
+            faiss_index,
+            lexical,
+            np.array(span_keys, dtype="S64"),
+            span_vectors,
+        )
         if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
             export_fast_encoder(settings, embedder)
         report.chunks = len(chunks)

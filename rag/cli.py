@@ -131,8 +131,9 @@ def _print_build(report: Any) -> None:
             err.print(Text(f"  {label}: {doc_id}"))
     err.print(
         Text(
-            f"passages: {report.chunks} ({report.embedded} embedded, {report.reused} reused) "
-            f"in {report.seconds:.1f}s -> {report.build}"
+            f"passages: {report.chunks} ({report.embedded} embedded, {report.reused} reused), "
+            f"{report.spans_embedded} answer spans embedded, in {report.seconds:.1f}s "
+            f"-> {report.build}"
         )
     )
 

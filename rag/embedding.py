@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import logging
 from collections.abc import Callable, Sequence
@@ -47,6 +48,11 @@ def embed_documents(
         if progress is not None:
             progress(len(batch))
     return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+
+
+def vector_key(model: str, text: str) -> str:
+    """Texts with equal keys have equal vectors: same model, same embedded text."""
+    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
 
 
 def embed_query(embedder: Embedder, text: str) -> np.ndarray:

@@ -60,7 +60,8 @@ class LexicalIndex:
     def load(cls, folder: Path, stem: bool, stopwords: bool) -> LexicalIndex:
         import bm25s
 
-        return cls(bm25s.BM25.load(str(folder)), stem, stopwords)
+        # Memory-mapped: a large keyword index is paged in as questions touch it.
+        return cls(bm25s.BM25.load(str(folder), mmap=True), stem, stopwords)
 
     @property
     def size(self) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 
 from rag.answer import SentenceScore, answer_of, best_sentence, confidence, score_sentences
 from rag.build import BuildReport, Progress, build_index, export_fast_encoder, index_is_current
-from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query
+from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query, vector_key
 from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
 from rag.models import DocumentInfo, Hit, QueryResponse
 from rag.search import MODES, hit_of, rows_of_documents, search
@@ -140,7 +140,13 @@ class Pipeline:
         if xq is None:
             xq = embed_query(self.embedder, question)
         unseen = self.index.lexical.unseen_share(question) if self.index.lexical else 0.0
-        return best_sentence(score_sentences(question, xq, hits, self.embedder, unseen))
+        scored = score_sentences(question, xq, hits, self.embedder, unseen, self.stored_spans)
+        return best_sentence(scored)
+
+    def stored_spans(self, texts: list[str]) -> np.ndarray | None:
+        """The index's vectors of these answer spans; None unless it holds them all."""
+        rows = self.index.span_rows([vector_key(self.index.manifest.model, t) for t in texts])
+        return None if (rows < 0).any() else self.index.span_vectors[rows]
 
     def documents(self) -> list[DocumentInfo]:
         return [d.info() for d in self.index.manifest.documents]

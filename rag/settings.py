@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # Calibrated with `rag eval --calibrate` (eval/abstention.md): the most unanswerable
     # questions rejected with at most one answerable question wrongly rejected.
     answer_threshold: float = Field(
-        0.55, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
+        0.487, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
     )
     index_type: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
         "auto",
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per vector (build time).")
     hnsw_ef_search: int = Field(
-        128, ge=8, le=4096, description="HNSW candidates explored per question."
+        256, ge=8, le=4096, description="HNSW candidates explored per question."
     )
     ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per question.")
     batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")

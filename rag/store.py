@@ -9,6 +9,8 @@
         vectors.npy           float32 passage vectors, row i = chunk i (the reuse cache)
         faiss.index           the dense search structure (flat, HNSW or IVF-PQ)
         bm25/                 the keyword index (bm25s) over the same passages
+        span_keys.npy         sorted vector keys of the answer spans (rag.answer)
+        span_vectors.npy      their vectors, row i = key i
 
 A build is written into a new folder first; only when every file is on disk does CURRENT
 switch to it. A crash or kill at any moment leaves CURRENT naming a complete build.
@@ -36,12 +38,14 @@ from rag.vector_index import read_vector_index, write_vector_index
 
 LOG = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: BM25 index beside the vectors
+FORMAT_VERSION = 3  # 2: BM25 index beside the vectors; 3: answer span vectors
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.npy"
 FAISS_INDEX = "faiss.index"
+SPAN_KEYS = "span_keys.npy"
+SPAN_VECTORS = "span_vectors.npy"
 BM25 = "bm25"  # folder written by bm25s
 _BUILD_PREFIX = "build-"
 
@@ -93,6 +97,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     index_type: str = "flat"  # see rag.vector_index
     index_params: dict[str, int] = field(default_factory=dict)
+    answer_spans: bool = True  # span vectors were built (settings.answers)
     chunk_count: int = 0
     built_at: str = ""
     build_seconds: float = 0.0
@@ -115,19 +120,29 @@ class Manifest:
 
 @dataclass
 class IndexData:
-    """A loaded index: everything a query needs, in memory."""
+    """A loaded index: everything a query needs (vectors and FAISS file memory-mapped)."""
 
     path: Path
     manifest: Manifest
     chunks: list[ChunkRecord]
     faiss_index: Any
     vectors: np.ndarray  # memory-mapped: exact scores for filtered and approximate search
+    span_keys: np.ndarray  # sorted vector keys of the answer spans, memory-mapped
+    span_vectors: np.ndarray
     lexical: LexicalIndex | None = None
-    ef_search: int = 128  # query-time knobs of HNSW and IVF (from the settings)
+    ef_search: int = 256  # query-time knobs of HNSW and IVF (from the settings)
     nprobe: int = 32
     documents: dict[str, DocumentRecord] = field(init=False)
     duplicates: dict[int, list[int]] = field(init=False)
     rows_by_doc: dict[str, list[int]] = field(init=False)
+
+    def span_rows(self, keys: list[str]) -> np.ndarray:
+        """Rows of `span_vectors` for these vector keys; -1 where a key is not stored."""
+        wanted = np.array(keys, dtype="S64")
+        if not len(self.span_keys):
+            return np.full(len(keys), -1)
+        at = np.searchsorted(self.span_keys, wanted).clip(max=len(self.span_keys) - 1)
+        return np.where(self.span_keys[at] == wanted, at, -1)
 
     def __post_init__(self) -> None:
         self.documents = {d.doc_id: d for d in self.manifest.documents}
@@ -191,6 +206,21 @@ def read_vectors(build: Path, mmap: bool = True) -> np.ndarray:
         raise _corrupt(build / VECTORS, f"is unreadable ({exc})") from None
 
 
+def read_spans(build: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The answer spans' sorted keys and their vectors (memory-mapped); empty when the build
+    has none (an older format)."""
+    try:
+        keys = np.load(build / SPAN_KEYS, mmap_mode="r", allow_pickle=False)
+        vectors = np.load(build / SPAN_VECTORS, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        return np.zeros(0, dtype="S64"), np.zeros((0, 0), dtype=np.float32)
+    except ValueError as exc:
+        raise _corrupt(build / SPAN_VECTORS, f"is unreadable ({exc})") from None
+    if len(keys) != len(vectors) or keys.dtype != np.dtype("S64"):
+        raise _corrupt(build / SPAN_VECTORS, f"holds {len(vectors)} vectors for {len(keys)} keys")
+    return keys, vectors
+
+
 def _check_files(build: Path, manifest: Manifest) -> None:
     for name, size in manifest.files.items():
         path = build / name
@@ -238,7 +268,12 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
         raise _corrupt(build / BM25, f"is unreadable ({type(exc).__name__})") from None
     if lexical.size != len(chunks):
         raise _corrupt(build / BM25, f"holds {lexical.size} passages, not {len(chunks)}")
-    return IndexData(build, manifest, chunks, faiss_index, vectors, lexical)
+    span_keys, span_vectors = read_spans(build)
+    if len(span_keys) and span_vectors.shape[1] != manifest.dimension:
+        raise _corrupt(build / SPAN_VECTORS, f"holds {span_vectors.shape[1]}-d vectors")
+    return IndexData(
+        build, manifest, chunks, faiss_index, vectors, span_keys, span_vectors, lexical
+    )
 
 
 def indexed_documents(index_dir: Path) -> list[DocumentInfo]:
@@ -272,6 +307,8 @@ def save_index(
     vectors: np.ndarray,
     faiss_index: Any,
     lexical: LexicalIndex,
+    span_keys: np.ndarray,
+    span_vectors: np.ndarray,
 ) -> Path:
     """Write a complete build into a new folder, then switch CURRENT to it."""
     index_dir = Path(index_dir)
@@ -287,6 +324,8 @@ def save_index(
     files = {
         CHUNKS: _write_file(build / CHUNKS, write_chunks),
         VECTORS: _write_file(build / VECTORS, lambda fh: np.save(fh, vectors)),
+        SPAN_KEYS: _write_file(build / SPAN_KEYS, lambda fh: np.save(fh, span_keys)),
+        SPAN_VECTORS: _write_file(build / SPAN_VECTORS, lambda fh: np.save(fh, span_vectors)),
     }
     write_vector_index(faiss_index, build / FAISS_INDEX)  # streamed to disk, no copy in memory
     with open(build / FAISS_INDEX, "rb+") as fh:

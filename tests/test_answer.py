@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from rag.corpus import read_document_text
 from rag.evaluation.calibration import choose_threshold, fit_logistic
 from rag.lexical import LexicalIndex
 from rag.models import Hit
+from rag.pipeline import Pipeline
 
 
 @pytest.mark.parametrize(
@@ -95,3 +98,37 @@ def test_far_off_questions_are_not_answered(seed_pipeline, question):
     response = seed_pipeline.ask(question)
     assert response.answer is None and response.answerable is False
     assert response.hits  # the closest passages still come back, for the reader to judge
+
+
+class _Counting:
+    """Wraps an embedder and records what it embeds."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
+        self.dimension = inner.dimension
+
+    def embed_batch(self, texts, kind):
+        self.calls.append((kind, list(texts)))
+        return self.inner.embed_batch(texts, kind)
+
+
+def test_answers_look_span_vectors_up_in_the_index(seed_pipeline, real_embedder):
+    counting = _Counting(real_embedder)
+    pipeline = Pipeline(seed_pipeline.settings, seed_pipeline.index, counting)
+    response = pipeline.ask("How far is Camp Ashraf from Baghdad?")
+    assert response.answer is not None and "77 kilometers" in response.answer.text
+    assert [kind for kind, _ in counting.calls] == ["query"]  # the question alone
+
+
+def test_an_index_without_span_vectors_still_answers(seed_pipeline, real_embedder):
+    bare = replace(
+        seed_pipeline.index,
+        span_keys=np.zeros(0, dtype="S64"),
+        span_vectors=np.zeros((0, 384), dtype=np.float32),
+    )  # as built with RAG_ANSWERS=false
+    counting = _Counting(real_embedder)
+    response = Pipeline(seed_pipeline.settings, bare, counting).ask(
+        "How far is Camp Ashraf from Baghdad?"
+    )
+    assert response.answer is not None and "77 kilometers" in response.answer.text
+    assert [kind for kind, _ in counting.calls] == ["query", "document"]  # a few spans, now

@@ -125,13 +125,13 @@ def test_regression_gate(seed_pipeline):
     """Fails when answer quality drops. Measured on 2026-11-24 with the defaults
     (all-MiniLM-L6-v2, chunks 600/300, hybrid with normalized score fusion, BM25 with
     stemming and stopwords; eval/report.md): Hit@5 0.923, MRR@10 0.804, answer accuracy
-    0.692, 4 of 7 unanswerable questions abstained and no answerable one. The margins are
+    0.712, 4 of 7 unanswerable questions abstained and no answerable one. The margins are
     about one question."""
     report = evaluate_questions(seed_pipeline, load_questions(QUESTIONS), modes=["hybrid"])
     metrics = report.modes[0].metrics
     assert metrics["Hit@5"] >= 0.923 - 0.02, metrics
     assert metrics["MRR@10"] >= 0.804 - 0.02, metrics
-    assert metrics["answer accuracy"] >= 0.692 - 0.02, metrics
+    assert metrics["answer accuracy"] >= 0.712 - 0.02, metrics
     assert metrics["abstain recall"] >= 3 / 7, metrics
     assert metrics["wrongly abstained"] <= 1, metrics
     assert metrics["citations exact"] == 1.0

@@ -12,7 +12,7 @@ from rag.errors import IndexCorrupt
 from rag.pipeline import Pipeline
 from rag.search import RRF_K, rank_passages
 from rag.settings import Settings
-from rag.store import MANIFEST, current_build, load_index
+from rag.store import FORMAT_VERSION, MANIFEST, current_build, load_index
 
 from .conftest import FakeEmbedder
 
@@ -87,7 +87,7 @@ def test_older_index_format_reuses_its_vectors(fake_settings: Settings):
     counting = FakeEmbedder()
     report = build_index(fake_settings, embedder=counting)
     assert report.embedded == 0 and counting.embedded == [] and report.reused == report.chunks
-    assert load_index(fake_settings.index_dir).manifest.format_version == 2
+    assert load_index(fake_settings.index_dir).manifest.format_version == FORMAT_VERSION
 
 
 def test_bm25_settings_change_rebuilds_without_embedding(fake_settings: Settings):

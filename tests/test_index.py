@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.build import build_index, index_is_current
+from rag.build import answer_span_texts, build_index, index_is_current
+from rag.embedding import vector_key
 from rag.errors import CorpusNotFound, IndexCorrupt, IndexMismatch, IndexNotFound
 from rag.pipeline import Pipeline, ensure_index
 from rag.settings import Settings
@@ -21,6 +22,7 @@ from rag.store import (
     CHUNKS,
     FAISS_INDEX,
     MANIFEST,
+    SPAN_VECTORS,
     VECTORS,
     current_build,
     load_index,
@@ -35,7 +37,7 @@ def test_round_trip(fake_settings: Settings, fake_embedder: FakeEmbedder):
     assert report.added and not report.changed and report.chunks > 100
     index = load_index(fake_settings.index_dir, model="fake")
     manifest = json.loads((index.path / MANIFEST).read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["bm25_stem"] is True and "bm25/params.index.json" in manifest["files"]
     assert manifest["model"] == "fake" and manifest["dimension"] == 32
     assert manifest["chunk_size"] == 600 and manifest["chunk_overlap"] == 300
@@ -54,6 +56,14 @@ def test_round_trip(fake_settings: Settings, fake_embedder: FakeEmbedder):
         assert text.count("\n", 0, chunk.start) + 1 == chunk.line_start
     # Identical passages (003 reprints 004) share one embedding call.
     assert report.embedded < report.chunks
+    # Every answer span of every passage has its vector, found by its text.
+    spans = answer_span_texts(index.chunks, "fake")
+    assert report.spans_embedded == len(spans) == len(index.span_keys)
+    texts = list(spans.values())[:50]
+    rows = index.span_rows([vector_key("fake", t) for t in texts])
+    assert (rows >= 0).all()
+    assert np.allclose(index.span_vectors[rows], fake_embedder.embed_batch(texts, "query"))
+    assert (index.span_rows([vector_key("fake", "never indexed")]) == -1).all()
 
     response = Pipeline(fake_settings, index, fake_embedder).ask("Camp Ashraf Baghdad kilometers")
     assert response.hits and response.hits[0].rank == 1
@@ -89,8 +99,10 @@ def test_incremental_rebuild_embeds_only_changed_passages(fake_settings: Setting
     assert report.changed == ["002_d2ed503e188a2ca5.txt"]
     assert report.removed == ["000_3adcc106da112fc4.txt"]
     assert report.added == ["sub/new.md"]
-    # Only the new passages were embedded: the one of new.md and the changed tail of 002.
-    assert len(counting.embedded) == report.embedded == 2
+    # Only the new passages were embedded: the one of new.md and the changed tail of 002,
+    # with their new answer spans (the sentences that no stored span had).
+    assert report.embedded == 2 and 2 <= report.spans_embedded <= 4
+    assert len(counting.embedded) == report.embedded + report.spans_embedded
     assert any("second vigil" in t for t in counting.embedded)
     assert any("lighthouses" in t for t in counting.embedded)
     assert report.reused == report.chunks - 2
@@ -168,7 +180,7 @@ def test_missing_index(tmp_path: Path):
         load_index(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("victim", [CHUNKS, VECTORS, FAISS_INDEX, MANIFEST])
+@pytest.mark.parametrize("victim", [CHUNKS, VECTORS, FAISS_INDEX, MANIFEST, SPAN_VECTORS])
 @pytest.mark.parametrize("damage", ["delete", "truncate", "garble"])
 def test_damaged_index_files_give_one_clear_line(fake_settings: Settings, victim: str, damage: str):
     build_index(fake_settings, embedder=FakeEmbedder())
@@ -218,3 +230,13 @@ def test_empty_corpus_keeps_previous_index(fake_settings: Settings):
     with pytest.raises(CorpusNotFound, match="no readable"):
         build_index(fake_settings, embedder=FakeEmbedder())
     assert len(load_index(fake_settings.index_dir).documents) == 5
+
+
+def test_answer_spans_follow_the_answers_setting(fake_settings: Settings):
+    quiet = fake_settings.model_copy(update={"answers": False})
+    first = build_index(quiet, embedder=FakeEmbedder())
+    assert first.spans_embedded == 0 and not len(load_index(quiet.index_dir).span_keys)
+    assert build_index(quiet, embedder=FakeEmbedder()).up_to_date
+    again = build_index(fake_settings, embedder=FakeEmbedder())  # answers on: spans needed
+    assert not again.up_to_date and again.embedded == 0 and again.spans_embedded > 0
+    assert len(load_index(fake_settings.index_dir).span_keys) == again.spans_embedded
