@@ -188,8 +188,8 @@ def main() -> None:
         f"machine ({platform.processor() or platform.machine()}), Python "
         f"{platform.python_version()}. In-process rows between HTTP runs show the machine's "
         "drift during the run. Produced by `python bench/load.py`.\n\n"
-        "Reading it: a query costs a fixed amount of CPU (embedding the question and the "
-        "candidate answer spans), so throughput is bound by the two cores whatever the "
+        "Reading it: a query costs a fixed amount of CPU (mostly embedding the question), "
+        "so throughput is bound by the two cores whatever the "
         "concurrency; with more clients, requests queue and "
         "latency grows with the number of clients while requests per second stay flat."
     )
