@@ -36,8 +36,9 @@ test: $(STAMP) ## Run the linter and the test suite
 bench: $(STAMP) ## Benchmarks against their baselines, same run: prints and writes bench/RESULTS.md
 	$(BIN)/python bench/suite.py
 
-bench-scale: $(STAMP) ## Flat vs HNSW vs IVF-PQ at 10k/100k/1M vectors (~15 min): bench/SCALE.md
+bench-scale: $(STAMP) ## Flat/HNSW/IVF-PQ at 10k-1M vectors, a 100k-passage index loaded (~15 min)
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/index_load.py
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
