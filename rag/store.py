@@ -10,7 +10,7 @@
         faiss.index           the dense search structure (flat, HNSW or IVF-PQ)
         bm25/                 the keyword index (bm25s) over the same passages
         span_keys.npy         sorted vector keys of the answer spans (rag.answer)
-        span_vectors.npy      their vectors, row i = key i
+        span_vectors.npy      their vectors (float16: half the size, cosines to 1e-3)
 
 A build is written into a new folder first; only when every file is on disk does CURRENT
 switch to it. A crash or kill at any moment leaves CURRENT naming a complete build.
@@ -325,7 +325,9 @@ def save_index(
         CHUNKS: _write_file(build / CHUNKS, write_chunks),
         VECTORS: _write_file(build / VECTORS, lambda fh: np.save(fh, vectors)),
         SPAN_KEYS: _write_file(build / SPAN_KEYS, lambda fh: np.save(fh, span_keys)),
-        SPAN_VECTORS: _write_file(build / SPAN_VECTORS, lambda fh: np.save(fh, span_vectors)),
+        SPAN_VECTORS: _write_file(
+            build / SPAN_VECTORS, lambda fh: np.save(fh, span_vectors.astype(np.float16))
+        ),
     }
     write_vector_index(faiss_index, build / FAISS_INDEX)  # streamed to disk, no copy in memory
     with open(build / FAISS_INDEX, "rb+") as fh:
