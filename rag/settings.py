@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
+from rag.vector_index import IndexType
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     answer_threshold: float = Field(
         0.487, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
     )
-    index_type: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+    index_type: IndexType = Field(
         "auto",
         description="Dense search structure; auto: flat up to 100k passages, HNSW up to 2M, "
         "IVF-PQ beyond (bench/SCALE.md).",

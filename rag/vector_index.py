@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-IndexType = Literal["auto", "flat", "hnsw", "ivfpq"]
-INDEX_TYPES: tuple[str, ...] = ("auto", "flat", "hnsw", "ivfpq")
+IndexType = Literal["auto", "flat", "hnsw", "ivfpq"]  # the setting RAG_INDEX_TYPE
+INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 # auto: exact search while it stays fast; HNSW while its vectors fit in memory comfortably;
 # IVF-PQ beyond (bench/SCALE.md: flat search takes about 10 ms per question at 100k).
 FLAT_UP_TO = 100_000
