@@ -188,7 +188,7 @@ def main() -> None:
         "",
         "HNSW: M 32, efConstruction 64, efSearch (the effort column; the default of 256 "
         "was chosen from this table). IVF-PQ: "
-        "about 4 sqrt(n) lists, 48 bytes a vector, nprobe (effort) 32 by default, 4 x 50 "
+        "about 4 sqrt(n) lists, 48 bytes a vector, nprobe (effort) 32 by default, 10 x 50 "
         "candidates rescored exactly from the memory-mapped vectors (HNSW's 50 are rescored "
         "too). Flat and HNSW memory-map their FAISS file on load. The vector file "
         "(n x 384 x 4 bytes, memory-mapped) is not counted in the index size; the pipeline "

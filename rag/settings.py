@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     )
     index_type: IndexType = Field(
         "auto",
-        description="Dense search structure; auto: flat up to 100k passages, HNSW up to 2M, "
-        "IVF-PQ beyond (bench/SCALE.md).",
+        description="Dense search structure; auto: flat up to 100k passages, IVF-PQ beyond "
+        "(bench/SCALE.md).",
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per vector (build time).")
     hnsw_ef_search: int = Field(

@@ -16,7 +16,6 @@ from rag.settings import Settings
 from rag.store import load_index
 from rag.vector_index import (
     FLAT_UP_TO,
-    HNSW_UP_TO,
     build_vector_index,
     choose_type,
     ivf_lists,
@@ -37,8 +36,7 @@ QUESTIONS = [
 def test_choose_type_by_size_unless_set():
     assert choose_type("auto", 242) == "flat"
     assert choose_type("auto", FLAT_UP_TO) == "flat"
-    assert choose_type("auto", FLAT_UP_TO + 1) == "hnsw"
-    assert choose_type("auto", HNSW_UP_TO + 1) == "ivfpq"
+    assert choose_type("auto", FLAT_UP_TO + 1) == "ivfpq"
     assert choose_type("hnsw", 10) == "hnsw"
     assert ivf_lists(1_000_000) == 4096 and ivf_lists(1) == 4
     assert pq_bytes(384) == 48 and 100 % pq_bytes(100) == 0
