@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scale import memory_mb
 
 DIMENSION = 384
 
@@ -84,13 +85,7 @@ def load_step(root: Path) -> dict:
         t = time.perf_counter()
         pipeline.ask(question)
         took.append(time.perf_counter() - t)
-    memory = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            name, _, value = line.partition(":")
-            if name in ("VmHWM", "RssAnon", "RssFile"):
-                memory[name] = int(value.split()[0]) / 1024
-    return {"load_s": load_s, "ask_ms": 1000 * float(np.median(took)), **memory}
+    return {"load_s": load_s, "ask_ms": 1000 * float(np.median(took)), **memory_mb()}
 
 
 def main() -> None:
