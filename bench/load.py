@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from rag.evaluation.metrics import percentile
 from rag.pipeline import Pipeline, ensure_index
 from rag.settings import load_settings
 
@@ -41,11 +42,6 @@ QUESTIONS = [
     "Which UN experts wrote to the Iranian regime?",
     "What did the death commission do?",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def summarize(name: str, latencies: list[float], wall: float, errors: int) -> dict:

@@ -39,12 +39,12 @@ POOL = 50  # candidates the pipeline asks for at k = 5 (rag.search.search)
 TYPES = ("flat", "hnsw", "ivfpq")
 
 
-def memory_mb() -> dict[str, float]:
-    """Peak resident set, and the resident set now split into anonymous memory (the
-    process's own) and file-backed pages (memory-mapped files: page cache, shared between
+def memory_mb(pid: int | str = "self") -> dict[str, float]:
+    """A process's peak resident set, and its resident set now split into anonymous memory
+    (its own) and file-backed pages (memory-mapped files: page cache, shared between
     processes and dropped by the kernel under pressure)."""
     out = {}
-    with open("/proc/self/status") as fh:
+    with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             name, _, value = line.partition(":")
             if name in ("VmHWM", "RssAnon", "RssFile"):

@@ -31,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 from load import free_port, run_http, run_in_process, start_server
+from scale import memory_mb
 
 from rag.build import build_index
 from rag.chunking import with_heading
 from rag.embedding import SentenceTransformerEmbedder
+from rag.evaluation.metrics import percentile
 from rag.evaluation.questions import load_questions
 from rag.pipeline import Pipeline, ensure_index
 from rag.settings import Settings, load_settings
@@ -55,8 +57,7 @@ def wall(command: list[str], runs: int) -> list[float]:
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
-    ms = np.array(seconds) * 1000
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+    return percentile(seconds, 50) * 1000, percentile(seconds, 99) * 1000
 
 
 def bench_build(settings: Settings, embedder: SentenceTransformerEmbedder) -> dict:
@@ -103,14 +104,14 @@ def bench_queries(settings: Settings, embedder: SentenceTransformerEmbedder, rou
         xq = model.encode([question], normalize_embeddings=True, convert_to_numpy=True)
         bare.search(xq.astype(np.float32), settings.top_k)
 
+    quiet = Pipeline(
+        settings.model_copy(update={"answers": False}), pipeline.index, pipeline.embedder
+    )
     variants = {
         f"rag, {settings.mode} + answer (default)": lambda q: pipeline.ask(q),
         f"rag, {settings.mode}, no answer": lambda q: quiet.ask(q),
         "rag, dense, no answer": lambda q: quiet.ask(q, mode="dense"),
     }
-    quiet = Pipeline(
-        settings.model_copy(update={"answers": False}), pipeline.index, pipeline.embedder
-    )
     timings: dict[str, list[float]] = {name: [] for name in [*variants, "baseline"]}
     for question in questions[:10]:  # warm-up
         raw(question)
@@ -133,14 +134,6 @@ def bench_cli(runs: int) -> dict:
     ours = wall([rag, "ask", ASK], runs)
     baseline = wall([sys.executable, "-c", "import sentence_transformers"], max(3, runs // 2))
     return {"ours": ours, "baseline": baseline}
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # What a plain script pays to hold the same index: the model, the vectors in FAISS, and one
@@ -169,7 +162,7 @@ def bench_http(settings: Settings, requests: int) -> dict:
         for clients in (1, 4):
             inside = run_in_process(pipeline, requests, settings.top_k)
             runs.append((run_http(base, requests, clients, settings.top_k), inside))
-        rss = peak_rss_mb(server.pid)
+        rss = memory_mb(server.pid)["VmHWM"]
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)

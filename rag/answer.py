@@ -65,7 +65,6 @@ class SentenceScore:
     text: str
     cosine: float
     coverage: float
-    type_match: float
     sentences: int  # 1 or 2
     unseen: float = 0.0  # share of the question's content words the corpus never uses
 
@@ -141,21 +140,25 @@ def score_sentences(
     if not candidates:
         return []
     wanted = _terms(question)
-    cheap = []
-    for hit, start, end, text, n in candidates:
-        coverage = len(wanted & _terms(text)) / len(wanted) if wanted else 0.0
-        cheap.append((coverage, answer_type_match(question, text), hit, start, end, text, n))
-    vectors = lookup([c[5] for c in cheap]) if lookup is not None else None
+    cheap = [
+        (len(wanted & _terms(text)) / len(wanted) if wanted else 0.0, hit, start, end, text, n)
+        for hit, start, end, text, n in candidates
+    ]
+    vectors = lookup([c[4] for c in cheap]) if lookup is not None else None
     if vectors is None:
         # Embedding is the cost: only the spans that share most words with the question
         # (and hold the kind of thing asked for) are embedded.
-        cheap.sort(key=lambda c: -(c[0] + TYPE_BONUS * c[1] - 0.05 * (c[2].rank - 1)))
+        cheap.sort(
+            key=lambda c: (
+                -(c[0] + TYPE_BONUS * answer_type_match(question, c[4]) - 0.05 * (c[1].rank - 1))
+            )
+        )
         cheap = cheap[:_EMBEDDED_SPANS]
-        vectors = embedder.embed_batch([c[5] for c in cheap], "document")
+        vectors = embedder.embed_batch([c[4] for c in cheap], "document")
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
     return [
-        SentenceScore(hit, start, end, text, float(cosine), coverage, kind, n, unseen)
-        for (coverage, kind, hit, start, end, text, n), cosine in zip(
+        SentenceScore(hit, start, end, text, float(cosine), coverage, n, unseen)
+        for (coverage, hit, start, end, text, n), cosine in zip(
             cheap, cosines.tolist(), strict=True
         )
     ]
