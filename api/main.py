@@ -23,6 +23,7 @@ from rag.errors import (
     InvalidQuery,
     InvalidSpan,
     RagError,
+    SourceUnavailable,
 )
 from rag.settings import Settings, load_settings
 
@@ -35,6 +36,7 @@ _STATUS = {
     IndexNotFound: 503,
     IndexCorrupt: 503,
     IndexMismatch: 503,
+    SourceUnavailable: 503,
 }
 
 
@@ -105,14 +107,26 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
             threading.Thread(target=state.load, name="rag-load", daemon=True).start()
         yield
 
+    # With the key on every route, the API's description needs it too: /openapi.json takes
+    # the key, and the browsable /docs and /redoc (a browser cannot send it) are off.
+    closed = settings.api_key_all_routes
     app = FastAPI(
         title="rag",
         summary="Passages that answer a question, each with an exact citation.",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url=None if closed else "/openapi.json",
+        docs_url=None if closed else "/docs",
+        redoc_url=None if closed else "/redoc",
     )
     app.state.rag = state
-    guarded = [Depends(require_api_key)] if settings.api_key_all_routes else []
+    guarded = [Depends(require_api_key)] if closed else []
+    if closed:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+        def openapi() -> dict:
+            return app.openapi()
+
     app.include_router(health.router)
     app.include_router(query.router, dependencies=guarded)
     app.include_router(documents.router, dependencies=guarded)
@@ -133,5 +147,11 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: one line for the client, the traceback in the server log.
+        detail = f"internal error ({type(exc).__name__}); the server log has the details"
+        return JSONResponse({"detail": detail}, status_code=500)
 
     return app

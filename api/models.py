@@ -13,10 +13,14 @@ class QueryRequest(BaseModel):
     question: str = Field(min_length=1, description="The question; blank ones are refused.")
     k: int = Field(5, ge=1, le=50, description="Passages to return.")
     doc_ids: list[str] | None = Field(
-        None, max_length=1000, description="Search only these documents."
+        None,
+        max_length=1000,
+        description="Search only these documents; an empty list matches none (no hits).",
     )
     min_score: float | None = Field(
-        None, description="Drop passages scoring below this (the score of the mode)."
+        None,
+        allow_inf_nan=False,
+        description="Drop passages scoring below this (the score of the mode).",
     )
     mode: Literal["dense", "bm25", "hybrid"] | None = Field(
         None, description="Retrieval mode; the server's default (RAG_MODE) when omitted."
@@ -39,6 +43,9 @@ class Span(BaseModel):
     doc_sha256: str = Field(description="sha256 of the file now.")
     indexed_sha256: str = Field(description="sha256 of the file when it was indexed.")
     stale: bool = Field(description="The file changed since indexing: offsets may not match.")
+    chars: int = Field(description="Length of the document now, in characters.")
+    line_start: int = Field(ge=1, description="1-based line of `start`.")
+    line_end: int = Field(ge=1, description="1-based line of the span's last character.")
 
 
 class Health(BaseModel):

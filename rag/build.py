@@ -4,32 +4,40 @@ same model) has no stored vector are embedded."""
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from rag.answer import passage_spans
+from rag.checkpoint import EmbeddingCheckpoint
 from rag.chunking import CHUNKER_VERSION, chunk_layout, with_heading
 from rag.corpus import Document, list_document_files, read_document, sha256_bytes
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents, vector_key
-from rag.errors import CorpusNotFound, RagError
+from rag.errors import CorpusNotFound, IndexCorrupt, IndexMismatch, RagError
 from rag.lexical import LexicalIndex
+from rag.onnx_encoder import remove_abandoned_exports
 from rag.settings import Settings
 from rag.store import (
+    CHUNKS,
+    SPAN_KEYS,
+    SPAN_VECTORS,
+    VECTORS,
     ChunkRecord,
     DocumentRecord,
     Manifest,
     current_build,
+    newest_complete_build,
     read_chunks,
     read_manifest,
     read_spans,
     read_vectors,
     save_index,
+    verify_files,
 )
 from rag.structure import analyze_layout
 from rag.vector_index import build_vector_index, choose_type
@@ -52,6 +60,7 @@ class BuildReport:
     embedded: int = 0
     reused: int = 0
     spans_embedded: int = 0  # answer spans embedded (the others were reused)
+    resumed: int = 0  # vectors found in the checkpoint of an interrupted build
     seconds: float = 0.0
     build: Path | None = None
     up_to_date: bool = False
@@ -64,21 +73,44 @@ class _Previous:
     vectors: np.ndarray
     span_keys: np.ndarray  # vector keys (bytes) of the answer spans, sorted
     span_vectors: np.ndarray
+    build: Path
+    live: bool = True  # False: an older intact build, the pointer being damaged
+
+    def intact(self) -> bool:
+        """Whether every file of the build (not only the reused ones) passes its checksum."""
+        if self.manifest is None:
+            return False
+        try:
+            verify_files(self.build, self.manifest)
+        except RagError as exc:
+            LOG.warning("%s", exc)
+            return False
+        return True
 
 
-def _assemble(
-    keys: list[str],
-    fresh_rows: dict[str, int],
-    fresh: np.ndarray,
-    cached: dict[str, int],
-    old: np.ndarray | None,
-    dimension: int,
-) -> np.ndarray:
-    """One vector per key: just embedded (`fresh`), or reused from the previous build."""
-    vectors = np.empty((len(keys), dimension), np.float32)
-    for row, key in enumerate(keys):
-        vectors[row] = fresh[fresh_rows[key]] if key in fresh_rows else old[cached[key]]  # type: ignore[index]
-    return vectors
+class _Vectors:
+    """Where each needed vector is: in the previous build, the checkpoint of an
+    interrupted build, or just embedded. The first place a key is found wins."""
+
+    def __init__(self) -> None:
+        self.arrays: list[np.ndarray] = []
+        self.where: dict[str, tuple[int, int]] = {}
+
+    def add(self, keys: Iterable[str], array: np.ndarray) -> None:
+        number = len(self.arrays)
+        self.arrays.append(array)
+        for row, key in enumerate(keys):
+            self.where.setdefault(key, (number, row))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.where
+
+    def assemble(self, keys: list[str], dimension: int) -> np.ndarray:
+        vectors = np.empty((len(keys), dimension), np.float32)
+        for row, key in enumerate(keys):
+            number, at = self.where[key]
+            vectors[row] = self.arrays[number][at]
+        return vectors
 
 
 def answer_span_texts(chunks: list[ChunkRecord], model: str) -> dict[str, str]:
@@ -123,43 +155,64 @@ def index_document(
             )
         )
     record = DocumentRecord(
-        doc.doc_id, layout.title, doc.sha256, doc.size, doc.mtime_ns, len(records)
+        doc.doc_id,
+        layout.title,
+        doc.sha256,
+        doc.size,
+        doc.mtime_ns,
+        len(records),
+        chars=len(doc.text),
+        checkpoints=doc.checkpoints,
     )
     return record, records, to_embed
 
 
-@contextlib.contextmanager
-def build_lock(index_dir: Path) -> Iterator[None]:
+def build_lock(index_dir: Path) -> FileLock:
     """One build at a time per index folder (a second `rag index` waits)."""
+    return FileLock(index_dir / ".lock")
+
+
+def _reusable(build: Path) -> _Previous:
+    """A build's passages and vectors once their checksums pass (RagError otherwise). A
+    build of an older format has no checksums: its vectors, keyed by (model, text), are
+    reused as they are."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: builds are not serialized
-        yield
-        return
-    with open(index_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        manifest: Manifest | None = read_manifest(build)
+    except IndexMismatch as exc:
+        LOG.warning("%s: all documents count as added", exc)
+        manifest = None
+    if manifest is not None:
+        verify_files(build, manifest, [CHUNKS, VECTORS, SPAN_KEYS, SPAN_VECTORS])
+    chunks, vectors, (span_keys, span_vectors) = (
+        read_chunks(build),
+        read_vectors(build),
+        read_spans(build),
+    )
+    return _Previous(manifest, chunks, vectors, span_keys, span_vectors, build)
 
 
 def _read_previous(index_dir: Path) -> _Previous | None:
-    """The last build's passages and vectors, for reuse. Vectors are keyed by (model, text),
-    so they serve even when the manifest is of an older format."""
-    build = current_build(index_dir)
-    if build is None:
-        return None
+    """The last build's passages and vectors, for reuse. When the pointer or the live
+    build is damaged, the newest intact build serves instead."""
+    damaged = False
     try:
-        manifest: Manifest | None = read_manifest(build)
-    except RagError as exc:
-        LOG.warning("previous manifest not readable (%s): all documents count as added", exc)
-        manifest = None
-    try:
-        return _Previous(manifest, read_chunks(build), read_vectors(build), *read_spans(build))
-    except RagError as exc:
-        LOG.warning("previous index not reusable (%s): embedding everything again", exc)
+        build = current_build(index_dir)
+    except IndexCorrupt as exc:
+        LOG.warning("%s", exc)
+        build, damaged = None, True
+    if build is None and not damaged:
         return None
+    if build is not None:
+        try:
+            return _reusable(build)
+        except RagError as exc:
+            LOG.warning("previous index not reusable: %s", exc)
+    fallback = newest_complete_build(index_dir)
+    if fallback is None or fallback == build:
+        LOG.warning("no intact build to reuse: embedding everything again")
+        return None
+    LOG.warning("reusing the vectors of %s", fallback.name)
+    return replace(_reusable(fallback), live=False)
 
 
 def _settings_match(manifest: Manifest, settings: Settings) -> bool:
@@ -217,6 +270,39 @@ def export_fast_encoder(settings: Settings, embedder: SentenceTransformerEmbedde
         LOG.warning("ONNX export failed (%s): questions use sentence-transformers", exc)
 
 
+# Fresh vectors are committed to the checkpoint at least this often (texts), so that a
+# killed build loses at most a minute or so of embedding on two cores.
+CHECKPOINT_TEXTS = 2048
+
+
+def _embed_with_checkpoints(
+    embedder: Embedder,
+    missing: dict[str, str],
+    checkpoint: EmbeddingCheckpoint,
+    settings: Settings,
+    progress: Progress | None,
+) -> np.ndarray:
+    """Embed `missing` (key -> text) in order, committing each group of vectors to the
+    checkpoint as soon as it is embedded."""
+    keys, texts = list(missing), list(missing.values())
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, len(texts))
+
+    parts = []
+    for start in range(0, len(texts), CHECKPOINT_TEXTS):
+        part = embed_documents(
+            embedder, texts[start : start + CHECKPOINT_TEXTS], settings.batch_size, advance
+        )
+        checkpoint.save(keys[start : start + CHECKPOINT_TEXTS], part)
+        parts.append(part)
+    return np.vstack(parts)
+
+
 def build_index(
     settings: Settings,
     embedder: Embedder | None = None,
@@ -233,10 +319,14 @@ def build_index(
     index_dir.mkdir(parents=True, exist_ok=True)
     report = BuildReport()
     with build_lock(index_dir):
+        for staging in remove_abandoned_exports(index_dir):
+            LOG.warning("removed %s, left by an interrupted model export", staging.name)
+        if rebuild:
+            EmbeddingCheckpoint(index_dir).discard()
         documents: list[Document] = []
         skipped: dict[str, list[int]] = {}
         for stamp in list_document_files(settings.corpus_dir):
-            doc = read_document(stamp)
+            doc = read_document(stamp, settings.corpus_dir)
             if doc is None:
                 skipped[stamp.doc_id] = [stamp.size, stamp.mtime_ns]
             else:
@@ -263,10 +353,13 @@ def build_index(
 
         if (
             old_manifest is not None
+            and previous is not None
+            and previous.live  # a damaged pointer is repaired by publishing again
             and not (report.added or report.changed or report.removed)
             and _settings_match(old_manifest, settings)
             and old_manifest.skipped == skipped
             and all(old[d.doc_id].mtime_ns == d.mtime_ns for d in documents)
+            and previous.intact()  # else a damaged file is repaired by publishing again
         ):
             report.up_to_date = True
             report.chunks = old_manifest.chunk_count
@@ -284,54 +377,41 @@ def build_index(
             chunks.extend(records)
             texts_by_key.update(to_embed)
 
-        cached: dict[str, int] = {}
-        if previous is not None and previous.vectors.shape[0] == len(previous.chunks):
-            cached = {c.vector_key: row for row, c in enumerate(previous.chunks)}
-        missing = {k: text for k, text in texts_by_key.items() if k not in cached}
-        report.reused = sum(1 for c in chunks if c.vector_key in cached)
+        if not chunks:
+            raise CorpusNotFound(
+                f"the documents in {settings.corpus_dir} hold no passage of text (only "
+                "headings or page furniture): add documents with prose"
+            )
         # Answer spans get their vectors here too, so that questions only look them up.
         span_texts = answer_span_texts(chunks, settings.model) if settings.answers else {}
         span_keys = sorted(span_texts)
-        span_cached: dict[str, int] = {}
+        found = _Vectors()
         if previous is not None:
-            span_cached = {k.decode(): row for row, k in enumerate(previous.span_keys.tolist())}
-        missing_spans = {k: span_texts[k] for k in span_keys if k not in span_cached}
-
-        texts = [*missing.values(), *missing_spans.values()]
-        if texts:
+            if previous.vectors.shape[0] == len(previous.chunks):
+                found.add((c.vector_key for c in previous.chunks), previous.vectors)
+            found.add((k.decode() for k in previous.span_keys.tolist()), previous.span_vectors)
+        report.reused = sum(1 for c in chunks if c.vector_key in found)
+        wanted = {**texts_by_key, **span_texts}
+        missing = {k: text for k, text in wanted.items() if k not in found}
+        checkpoint = EmbeddingCheckpoint(index_dir)
+        saved = checkpoint.find(missing)
+        if saved:
+            found.add(saved, np.array(list(saved.values())))
+            report.resumed = len(saved)
+            report.reused += sum(1 for c in chunks if c.vector_key in saved)
+            LOG.warning("resuming an interrupted build: %d vectors already embedded", len(saved))
+            missing = {k: text for k, text in missing.items() if k not in saved}
+        report.embedded = sum(1 for k in texts_by_key if k in missing)
+        report.spans_embedded = sum(k in missing and k not in texts_by_key for k in span_texts)
+        if missing:
             embedder = embedder or SentenceTransformerEmbedder(settings.model)
+            fresh = _embed_with_checkpoints(embedder, missing, checkpoint, settings, progress)
+            found.add(missing, fresh)
             dimension = embedder.dimension
-            done = 0
-
-            def advance(n: int) -> None:
-                nonlocal done
-                done += n
-                if progress is not None:
-                    progress(done, len(texts))
-
-            fresh = embed_documents(embedder, texts, settings.batch_size, advance)
         else:
-            assert previous is not None  # nothing missing means everything was cached
-            dimension = int(previous.vectors.shape[1])
-            fresh = np.zeros((0, dimension), dtype=np.float32)
-        report.embedded = len(missing)
-        report.spans_embedded = len(missing_spans)
-        vectors = _assemble(
-            [c.vector_key for c in chunks],
-            {key: i for i, key in enumerate(missing)},
-            fresh,
-            cached,
-            previous.vectors if previous else None,
-            dimension,
-        )
-        span_vectors = _assemble(
-            span_keys,
-            {key: i + len(missing) for i, key in enumerate(missing_spans)},
-            fresh,
-            span_cached,
-            previous.span_vectors if previous else None,
-            dimension,
-        )
+            dimension = next(a.shape[1] for a in found.arrays if a.ndim == 2 and a.shape[1])
+        vectors = found.assemble([c.vector_key for c in chunks], dimension)
+        span_vectors = found.assemble(span_keys, dimension)
 
         index_type = choose_type(settings.index_type, len(chunks))
         faiss_index, index_params = build_vector_index(vectors, index_type, settings.hnsw_m)
@@ -366,6 +446,7 @@ def build_index(
             np.array(span_keys, dtype="S64"),
             span_vectors,
         )
+        checkpoint.discard()  # the published build holds every vector now
         if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
             export_fast_encoder(settings, embedder)
         report.chunks = len(chunks)

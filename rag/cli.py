@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from rag.errors import ConfigError, InvalidSpan, RagError
+from rag.errors import ConfigError, DocumentNotFound, RagError
 from rag.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -404,54 +404,40 @@ def show(
 
     Examples:  rag show 003_bddc2f2a3ccead0c.txt:46480-46700  |  rag show 000_3adcc106da112fc4.txt
     """
-    from rag.corpus import read_document_text
-    from rag.store import indexed_documents
+    from rag.sources import read_cited_span
+    from rag.store import indexed_records
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
-    match = _REF.fullmatch(ref)
-    assert match is not None  # the pattern accepts any non-empty string
+    match = _REF.fullmatch(ref.strip())
+    if match is None:
+        raise ConfigError("give a document id, as `rag docs` lists them, e.g. rag show a.txt:0-80")
     doc_id = match["doc"]
-    text, sha256 = read_document_text(settings.corpus_dir, doc_id)
-    start, end = (int(match["start"]), int(match["end"])) if match["start"] else (0, len(text))
-    if not 0 <= start < end <= len(text):
-        raise InvalidSpan(
-            f"span {start}-{end} does not fit {doc_id} ({len(text)} characters): "
-            f"give START-END with 0 <= START < END <= {len(text)}"
-        )
-    try:
-        indexed = {d.doc_id: d.sha256 for d in indexed_documents(settings.index_dir)}
-    except RagError:
-        indexed = {}
-    if doc_id in indexed and indexed[doc_id] != sha256:
+    record = indexed_records(settings.index_dir).get(doc_id)
+    if record is None:
+        raise DocumentNotFound(f"no document {doc_id!r} in the index (see `rag docs`)")
+    start, end = (int(match["start"]), int(match["end"])) if match["start"] else (None, None)
+    span = read_cited_span(settings.corpus_dir, record, start, end, context, limit=None)
+    if span.stale:
         err.print(
             Text(
                 f"warning: {doc_id} changed since it was indexed; this span may not be the "
                 "cited text (run `rag index`)"
             )
         )
-    line_start = text.count("\n", 0, start) + 1
-    line_end = text.count("\n", 0, end - 1) + 1
     header = Text()
     header.append(doc_id, style="bold cyan")
-    header.append(f"  chars {start}-{end}  lines {line_start}-{line_end}")
+    header.append(f"  chars {span.start}-{span.end}  lines {span.line_start}-{span.line_end}")
     out.print(header)
-    lo = max(0, start - context)
-    hi = min(len(text), end + context)
-    body = Text()
-    body.append(("…" if lo > 0 else "") + text[lo:start], style="dim")
-    body.append(text[start:end], style="bold black on yellow" if out.is_terminal else "")
-    body.append(text[end:hi] + ("…" if hi < len(text) else ""), style="dim")
-    if not out.is_terminal and (lo, hi) != (0, len(text)):
-        # Without colours, mark the span so it stays visible in a pipe or a file.
-        body = Text(
-            ("…" if lo > 0 else "")
-            + text[lo:start]
-            + "[["
-            + text[start:end]
-            + "]]"
-            + text[end:hi]
-            + ("…" if hi < len(text) else "")
-        )
+    lead = "…" if span.start - len(span.before) > 0 else ""
+    tail = "…" if span.end + len(span.after) < span.chars else ""
+    whole = (span.start, span.end) == (0, span.chars)
+    if out.is_terminal or whole:
+        body = Text()
+        body.append(lead + span.before, style="dim")
+        body.append(span.text, style="bold black on yellow" if out.is_terminal else "")
+        body.append(span.after + tail, style="dim")
+    else:  # without colours, mark the span so it stays visible in a pipe or a file
+        body = Text(f"{lead}{span.before}[[{span.text}]]{span.after}{tail}")
     out.print(body)
 
 
@@ -469,15 +455,14 @@ def serve(
 
     Examples:  rag serve   |   rag serve --port 9000   |   curl 'localhost:8000/query?q=...'
     """
-    import uvicorn
-
-    from api.main import create_app
+    from api.server import check_port_free, serve
 
     settings = load_settings(
         corpus_dir=corpus, index_dir=index_dir, model=model, host=host, port=port
     )
+    check_port_free(settings.host, settings.port)
     err.print(Text(f"serving on http://{settings.host}:{settings.port} (docs at /docs)"))
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve(settings)
 
 
 def _ints(text: str) -> list[int]:

@@ -1,25 +1,40 @@
-"""Reading the corpus: which files are documents, their ids, their text exactly as on disk."""
+"""Reading the corpus: which files are documents, their ids, their text exactly as on disk.
+
+Only files whose resolved real path lies inside the resolved corpus folder are read, at
+index time and at every later read: a symlink (or a swapped-in link) pointing elsewhere
+is refused. The check is made on the file already opened, so a swap between the check and
+the read cannot win.
+"""
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from rag.errors import CorpusNotFound, DocumentNotFound
+from rag.errors import CorpusNotFound, DocumentNotFound, SourceUnavailable
 
 LOG = logging.getLogger(__name__)
 
 DOCUMENT_SUFFIXES = (".txt", ".md")
 # A NUL byte in the first block is the usual sign of a binary file (as git and grep decide).
 _BINARY_SNIFF_BYTES = 8192
+# Every this many bytes a (character, byte) pair is recorded, so that a cited span of a
+# large file is read from the nearest pair instead of decoding the file from its start.
+CHECKPOINT_BYTES = 1 << 16
+_READ_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
 class Document:
-    """One corpus file. `text` is its bytes decoded as UTF-8, newlines untouched."""
+    """One corpus file. `text` is its bytes decoded as UTF-8, newlines untouched;
+    `checkpoints` maps character offsets to byte offsets and lines (`char_checkpoints`)."""
 
     doc_id: str
     path: Path
@@ -27,6 +42,7 @@ class Document:
     sha256: str
     size: int
     mtime_ns: int
+    checkpoints: list[tuple[int, int, int]]
 
 
 @dataclass(frozen=True)
@@ -44,52 +60,167 @@ def decode_document_bytes(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def _decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+def char_checkpoints(data: bytes, every: int = CHECKPOINT_BYTES) -> list[tuple[int, int, int]]:
+    """(character offset, byte offset, line number) triples at which decoding may start
+    afresh and give the same characters as decoding the whole file: the decoder holds
+    nothing there but the bytes of a character not yet complete, which are decoded again
+    from that byte."""
+    decoder = _decoder()
+    points = [(0, 0, 1)]
+    chars, line = 0, 1
+    for start in range(0, len(data), every):
+        chars += len(decoder.decode(data[start : start + every]))
+        if start + every < len(data):
+            byte = start + every - len(decoder.getstate()[0])
+            line += data.count(b"\n", points[-1][1], byte)
+            points.append((chars, byte, line))
+    return points
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def list_document_files(corpus_dir: Path) -> list[FileStamp]:
-    """Every .txt/.md file under `corpus_dir`, sorted by doc_id.
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
-    Hidden files and folders are skipped. Symlinked folders are followed once: a folder
-    whose real path was already visited (a symlink loop) is not entered again.
+
+def _printable(path: str) -> str:
+    """A path for a one-line message, undecodable bytes shown as escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
+    """(folder, its entries) for every folder under `root`, iteratively (a deep tree does
+    not exhaust the stack), in sorted order. Hidden entries are skipped; a folder that
+    cannot be listed, a symlinked folder leading outside the corpus or into a folder seen
+    already (a loop) is skipped with a warning."""
+    root_real = os.path.realpath(root)
+    seen = {root_real}
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=_name)
+        except OSError as exc:
+            LOG.warning("skipped %s: cannot list it (%s)", _printable(folder), exc.strerror or exc)
+            continue
+        yield folder, entries
+        below = []
+        for entry in entries:
+            try:
+                if not entry.is_dir():  # follows links, as a reader expects
+                    continue
+            except OSError:
+                continue
+            real = os.path.realpath(entry.path)
+            if not _inside(real, root_real):
+                LOG.warning("skipped %s: links outside the corpus folder", _printable(entry.path))
+            elif real in seen:
+                LOG.warning("skipped %s: symlink loop", _printable(entry.path))
+            else:
+                seen.add(real)
+                below.append(entry.path)
+        stack.extend(reversed(below))
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def list_document_files(corpus_dir: Path) -> list[FileStamp]:
+    """Every .txt/.md file under `corpus_dir` that lies inside it, sorted by doc_id.
+
+    Hidden files and folders are skipped, and so (with a one-line warning each) are files
+    whose name is not valid UTF-8 (no id could name them in JSON or a URL), files or
+    folders that link outside the corpus, and symlink loops.
     """
     root = Path(corpus_dir)
     if not root.is_dir():
         raise CorpusNotFound(
             f"corpus folder not found: {root} (set RAG_CORPUS_DIR or pass --corpus)"
         )
+    root_real = os.path.realpath(root)
     stamps: list[FileStamp] = []
-    seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:
-            LOG.warning("skipped %s: symlink loop", dirpath)
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(DOCUMENT_SUFFIXES):
+    for _, entries in _walk(root):
+        for entry in entries:
+            if not entry.name.lower().endswith(DOCUMENT_SUFFIXES):
                 continue
-            path = Path(dirpath) / name
             try:
-                st = path.stat()
+                entry.name.encode("utf-8")
+            except UnicodeEncodeError:
+                LOG.warning(
+                    "skipped %s: the file name is not valid UTF-8 (rename the file)",
+                    _printable(entry.path),
+                )
+                continue
+            if not _inside(os.path.realpath(entry.path), root_real):
+                LOG.warning("skipped %s: links outside the corpus folder", entry.path)
+                continue
+            try:
+                st = os.stat(entry.path)
             except OSError as exc:
-                LOG.warning("skipped %s: %s", path, exc.strerror or exc)
+                LOG.warning("skipped %s: %s", entry.path, exc.strerror or exc)
                 continue
-            if not path.is_file():
+            if not stat.S_ISREG(st.st_mode):
                 continue
+            path = Path(entry.path)
             doc_id = path.relative_to(root).as_posix()
             stamps.append(FileStamp(doc_id, path, st.st_size, st.st_mtime_ns))
     stamps.sort(key=lambda s: s.doc_id)
     return stamps
 
 
-def read_document(stamp: FileStamp) -> Document | None:
+def open_inside(corpus_dir: Path, path: Path) -> BinaryIO:
+    """Open `path` for reading only if, once opened, it is a regular file inside the
+    corpus folder. Raises DocumentNotFound otherwise, and for a file that is gone."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:  # O_NONBLOCK: opening a FIFO planted in the corpus must not hang
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise DocumentNotFound(f"{path} is gone from the corpus; run `rag index`") from None
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot open {path} ({exc.strerror or exc})") from None
+    try:
+        opened = os.fstat(fd)
+        real = _real_path_of(fd, path, opened)
+        if not stat.S_ISREG(opened.st_mode) or real is None:
+            raise DocumentNotFound(f"{path} is not a regular file; run `rag index`")
+        if not _inside(real, os.path.realpath(corpus_dir)):
+            raise DocumentNotFound(f"{path} links outside the corpus folder: it is not served")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _real_path_of(fd: int, path: Path, opened: os.stat_result) -> str | None:
+    """The real path of an open file: from /proc where there is one (exact), else the
+    path resolved now, accepted only if it is the very file that was opened."""
+    proc = f"/proc/self/fd/{fd}"
+    if os.path.exists(proc):
+        return os.readlink(proc)
+    real = os.path.realpath(path)
+    try:
+        now = os.stat(real)
+    except OSError:
+        return None
+    return real if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino) else None
+
+
+def read_document(stamp: FileStamp, corpus_dir: Path) -> Document | None:
     """Read one file; None (with a one-line warning) when it is not a usable text document."""
     try:
-        data = stamp.path.read_bytes()
+        with open_inside(corpus_dir, stamp.path) as fh:
+            data = fh.read()
+    except (DocumentNotFound, SourceUnavailable) as exc:
+        LOG.warning("skipped %s: %s", stamp.doc_id, exc)
+        return None
     except OSError as exc:
         LOG.warning("skipped %s: cannot read (%s)", stamp.doc_id, exc.strerror or exc)
         return None
@@ -112,20 +243,21 @@ def read_document(stamp: FileStamp) -> Document | None:
         sha256=sha256_bytes(data),
         size=len(data),
         mtime_ns=stamp.mtime_ns,
+        checkpoints=char_checkpoints(data),
     )
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:
     """All usable documents under `corpus_dir`, in doc_id order."""
-    documents = [doc for s in list_document_files(corpus_dir) if (doc := read_document(s))]
-    return documents
+    stamps = list_document_files(corpus_dir)
+    return [doc for s in stamps if (doc := read_document(s, corpus_dir))]
 
 
 def resolve_doc_path(corpus_dir: Path, doc_id: str) -> Path:
-    """The file of `doc_id`, refusing ids that would leave the corpus folder.
+    """The path of `doc_id`, refusing ids that would leave the corpus folder.
 
     The check is on the id itself (no absolute path, no `..`, no hidden part, a document
-    suffix), so that symlinked folders the loader followed still resolve.
+    suffix); `open_inside` then checks where the opened file really is.
     """
     parts = doc_id.split("/")
     unsafe = (
@@ -142,7 +274,30 @@ def resolve_doc_path(corpus_dir: Path, doc_id: str) -> Path:
     return path
 
 
+def open_document(corpus_dir: Path, doc_id: str) -> BinaryIO:
+    """The file of `doc_id`, opened, checked to lie inside the corpus folder."""
+    return open_inside(corpus_dir, resolve_doc_path(corpus_dir, doc_id))
+
+
 def read_document_text(corpus_dir: Path, doc_id: str) -> tuple[str, str]:
-    """(text, sha256) of a document as it is on disk now, for resolving citations."""
-    data = resolve_doc_path(corpus_dir, doc_id).read_bytes()
+    """(text, sha256) of a whole document as it is on disk now."""
+    with open_document(corpus_dir, doc_id) as fh:
+        data = fh.read()
     return decode_document_bytes(data), sha256_bytes(data)
+
+
+def read_chars(fh: BinaryIO, byte: int, count: int) -> str:
+    """The first `count` characters of an open UTF-8 file from byte offset `byte` (a
+    checkpoint): only the blocks that hold them are read."""
+    fh.seek(byte)
+    decoder = _decoder()
+    pieces: list[str] = []
+    have = 0
+    while have < count:
+        block = fh.read(_READ_BLOCK)
+        chars = decoder.decode(block, final=not block)
+        pieces.append(chars)
+        have += len(chars)
+        if not block:
+            break
+    return "".join(pieces)[:count]

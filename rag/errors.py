@@ -39,3 +39,7 @@ class DocumentNotFound(RagError):
 
 class InvalidSpan(RagError):
     """A character range that does not fit the document."""
+
+
+class SourceUnavailable(RagError):
+    """A document's file cannot be read right now (permissions, I/O error)."""

@@ -45,8 +45,10 @@ class Hit(BaseModel):
     line_end: int = Field(ge=1)
     doc_sha256: str
     also_in: list[Location] = Field(
-        default_factory=list, description="Other places where the same passage appears."
+        default_factory=list,
+        description="Other places where the same passage appears (the first 10).",
     )
+    also_in_more: int = Field(0, ge=0, description="Further places not listed in also_in.")
     explain: Explanation | None = Field(None, description="Present when asked for.")
 
 

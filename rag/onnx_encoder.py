@@ -38,6 +38,31 @@ def encoder_dir(index_dir: Path, model: str) -> Path:
     return Path(index_dir) / ENCODERS / key
 
 
+_STAGING = ".tmp"  # an export is written to `<folder>.tmp<pid>`, then renamed
+
+
+def remove_abandoned_exports(index_dir: Path) -> list[Path]:
+    """Delete the staging folders of exports whose process is gone (killed mid-export:
+    ~90 MB each); those of a live process are left alone. Returns what was removed."""
+    removed = []
+    for staging in (Path(index_dir) / ENCODERS).glob(f"*{_STAGING}*"):
+        pid = staging.name.rpartition(_STAGING)[2]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def export_encoder(model: str, st_model, target: Path) -> bool:
     """Export `model` (already loaded as `st_model`) to ONNX under `target`; True when the
     export agrees with sentence-transformers and was kept."""
@@ -75,7 +100,7 @@ def export_encoder(model: str, st_model, target: Path) -> bool:
     if not (source / _TOKENIZER_FILE).is_file():
         LOG.info("no ONNX export: %s has no tokenizer.json", source)
         return False
-    staging = target.with_name(target.name + f".tmp{os.getpid()}")
+    staging = target.with_name(f"{target.name}{_STAGING}{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     encoded = st_model.tokenizer(["probe sentence"], return_tensors="pt")

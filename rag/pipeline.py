@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -61,7 +62,21 @@ class Pipeline:
                 f"model {settings.model!r} makes {embedder.dimension}-d vectors, the index holds "
                 f"{index.manifest.dimension}-d ones; run `rag index --rebuild`"
             )
-        return cls(settings, index, embedder)
+        pipeline = cls(settings, index, embedder)
+        pipeline.self_check()
+        return pipeline
+
+    def self_check(self) -> None:
+        """Answer one question end to end, so that an index that loads but cannot answer
+        (an array damaged in a way no header shows) fails here, and /ready stays 503,
+        rather than on a user's question."""
+        try:
+            self.ask("index self-check", k=1, mode="hybrid")
+        except Exception as exc:  # noqa: BLE001 - any failure means the index cannot serve
+            raise IndexCorrupt(
+                f"the index in {self.index.path} loads but cannot answer ({type(exc).__name__}: "
+                f"{exc}); run `rag index --rebuild`"
+            ) from None
 
     def ask(
         self,
@@ -86,7 +101,10 @@ class Pipeline:
         k = self.settings.top_k if k is None else k
         if k < 1:
             raise InvalidQuery(f"k must be at least 1 (got {k})")
-        rows = rows_of_documents(self.index, doc_ids) if doc_ids else None
+        if min_score is not None and not math.isfinite(min_score):
+            raise InvalidQuery(f"min_score must be a finite number (got {min_score})")
+        # An empty filter matches no document, as an empty set would: no hits.
+        rows = rows_of_documents(self.index, doc_ids) if doc_ids is not None else None
         if xq is None and mode != "bm25":
             xq = embed_query(self.embedder, text)
         found = search(
@@ -156,13 +174,13 @@ def ensure_index(
     settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None
 ) -> BuildReport | None:
     """Build the index when there is none or the corpus changed since; None if current."""
-    build = current_build(settings.index_dir)
-    if build is not None:
-        try:
-            manifest = read_manifest(build)
-        except (IndexMismatch, IndexCorrupt) as exc:
-            LOG.warning("rebuilding the index: %s", exc)
-            return build_index(settings, embedder=embedder, progress=progress)
+    try:
+        build = current_build(settings.index_dir)
+        manifest = read_manifest(build) if build is not None else None
+    except (IndexMismatch, IndexCorrupt) as exc:  # repaired by building, reusing vectors
+        LOG.warning("rebuilding the index: %s", exc)
+        return build_index(settings, embedder=embedder, progress=progress)
+    if manifest is not None:
         if manifest.model == settings.model and index_is_current(settings, manifest):
             if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
                 export_fast_encoder(settings, embedder)  # once, for an index built before

@@ -25,6 +25,8 @@ SCORE_FUSION_ALPHA = 0.5  # weight of the dense score in normalized score fusion
 # which are then scored exactly (bench/SCALE.md: at 1M, recall@10 0.91 with 4 times, 0.995
 # with 10 times, at the same latency).
 ANN_REFINE = 10
+# A passage mirrored in thousands of files would otherwise carry thousands of places.
+MAX_ALSO_IN = 10
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,9 @@ def collapse(
     for found in ranking:
         if found.row in seen:
             continue
-        copies = [c for c in index.duplicates.get(found.row, []) if allowed is None or c in allowed]
+        copies = index.duplicates.copies_of(found.row).tolist()
+        if allowed is not None:
+            copies = [c for c in copies if c in allowed]
         seen.add(found.row)
         seen.update(copies)
         words = shingles(index.chunks[found.row].text)
@@ -196,7 +200,7 @@ def search(
     total = index.faiss_index.ntotal if rows is None else len(rows)
     if total == 0 or k <= 0:
         return []
-    pool = min(total, max(50, 4 * k + min(len(index.duplicates), 4 * k)))
+    pool = min(total, max(50, 4 * k + min(index.duplicates.rows, 4 * k)))
     while True:
         ranking = rank_passages(index, xq, question, mode, pool, rows, fusion)
         found = collapse(index, ranking, k, rows, max_per_doc)
@@ -237,7 +241,8 @@ def hit_of(index: IndexData, found: Candidate, rank: int, explain: bool = False)
         title=index.documents[chunk.doc_id].title,
         section=chunk.section,
         text=chunk.text,
-        also_in=[location_of(index, other) for other in found.also],
+        also_in=[location_of(index, other) for other in found.also[:MAX_ALSO_IN]],
+        also_in_more=max(0, len(found.also) - MAX_ALSO_IN),
         explain=Explanation(
             dense_rank=found.dense_rank,
             dense_score=found.dense_score,

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
         False, description="Require the API key on every route but /health and /ready."
     )
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body.")
+    request_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a client has to send a whole request."
+    )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "rag",
         description="Where evaluation datasets are indexed, once per content hash.",

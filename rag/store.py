@@ -4,7 +4,8 @@
     index/
       CURRENT                 name of the live build, replaced atomically (os.replace)
       build-<time>-<id>/      one complete build
-        manifest.json         format, model, chunking, documents with sha256, counts
+        manifest.json         format, model, chunking, documents with sha256, counts, and
+                              the size and BLAKE3 checksum of every other file
         chunks.jsonl          one passage a line, with its citation
         vectors.npy           float32 passage vectors, row i = chunk i (the reuse cache)
         faiss.index           the dense search structure (flat, HNSW or IVF-PQ)
@@ -13,7 +14,9 @@
         span_vectors.npy      their vectors (float16: half the size, cosines to 1e-3)
 
 A build is written into a new folder first; only when every file is on disk does CURRENT
-switch to it. A crash or kill at any moment leaves CURRENT naming a complete build.
+switch to it. A crash or kill at any moment leaves CURRENT naming a complete build. Every
+file is checked against its checksum when the index loads and before its vectors are
+reused, so damage that keeps a file's size is caught, not served.
 """
 
 from __future__ import annotations
@@ -24,21 +27,25 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import blake3
 import numpy as np
 
-from rag.duplicates import duplicate_groups
-from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.duplicates import DuplicateGroups
+from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
 from rag.lexical import LexicalIndex
 from rag.models import DocumentInfo
 from rag.vector_index import read_vector_index, write_vector_index
 
 LOG = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: BM25 index beside the vectors; 3: answer span vectors
+# 2: BM25 index beside the vectors; 3: answer span vectors; 4: file checksums, character
+# checkpoints of each document
+FORMAT_VERSION = 4
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
@@ -51,6 +58,14 @@ _BUILD_PREFIX = "build-"
 
 
 @dataclass(frozen=True)
+class FileEntry:
+    """An index file as written: its size and BLAKE3 checksum (hex)."""
+
+    bytes: int
+    blake3: str
+
+
+@dataclass(frozen=True)
 class DocumentRecord:
     doc_id: str
     title: str
@@ -58,6 +73,9 @@ class DocumentRecord:
     size: int
     mtime_ns: int
     chunks: int
+    chars: int = 0
+    # (character, byte, line) where reading may start: see rag.corpus.char_checkpoints
+    checkpoints: list[tuple[int, int, int]] = field(default_factory=list)
 
     def info(self) -> DocumentInfo:
         return DocumentInfo(
@@ -101,7 +119,7 @@ class Manifest:
     chunk_count: int = 0
     built_at: str = ""
     build_seconds: float = 0.0
-    files: dict[str, int] = field(default_factory=dict)  # file name -> bytes
+    files: dict[str, FileEntry] = field(default_factory=dict)  # file name -> size, checksum
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -112,7 +130,11 @@ class Manifest:
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         data = dict(data)
         data.pop("counts", None)
-        data["documents"] = [DocumentRecord(**d) for d in data["documents"]]
+        data["documents"] = [
+            DocumentRecord(**{**d, "checkpoints": [tuple(p) for p in d.get("checkpoints", [])]})
+            for d in data["documents"]
+        ]
+        data["files"] = {name: FileEntry(**f) for name, f in data.get("files", {}).items()}
         if data.get("index_type") == "flat-ip":  # the name before other structures came
             data["index_type"] = "flat"
         return cls(**data)
@@ -133,7 +155,7 @@ class IndexData:
     ef_search: int = 256  # query-time knobs of HNSW and IVF (from the settings)
     nprobe: int = 32
     documents: dict[str, DocumentRecord] = field(init=False)
-    duplicates: dict[int, list[int]] = field(init=False)
+    duplicates: DuplicateGroups = field(init=False)
     rows_by_doc: dict[str, list[int]] = field(init=False)
 
     def span_rows(self, keys: list[str]) -> np.ndarray:
@@ -146,44 +168,68 @@ class IndexData:
 
     def __post_init__(self) -> None:
         self.documents = {d.doc_id: d for d in self.manifest.documents}
-        self.duplicates = duplicate_groups([c.text for c in self.chunks])
+        self.duplicates = DuplicateGroups([c.text for c in self.chunks])
         self.rows_by_doc = {}
         for row, chunk in enumerate(self.chunks):
             self.rows_by_doc.setdefault(chunk.doc_id, []).append(row)
 
 
 def _corrupt(path: Path, problem: str) -> IndexCorrupt:
-    return IndexCorrupt(f"index file {path} {problem}; run `rag index --rebuild`")
+    return IndexCorrupt(
+        f"index file {path} {problem}; run `rag index` to repair it (intact vectors are reused)"
+    )
 
 
 def current_build(index_dir: Path) -> Path | None:
-    """The live build folder, or None when no index was ever published here."""
+    """The live build folder, or None when no index was ever published here. A damaged
+    pointer raises IndexCorrupt: `rag index` repairs it (see `newest_complete_build`)."""
     pointer = Path(index_dir) / POINTER
     try:
         name = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise IndexCorrupt(f"cannot read {pointer} ({exc}); run `rag index --rebuild`") from None
-    if not name.startswith(_BUILD_PREFIX) or "/" in name:
-        raise IndexCorrupt(f"{pointer} names no build ({name!r}); run `rag index --rebuild`")
-    return Path(index_dir) / name
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"cannot read {pointer} ({exc}); run `rag index` to repair it") from None
+    build = Path(index_dir) / name
+    if not name.startswith(_BUILD_PREFIX) or "/" in name or not (build / MANIFEST).is_file():
+        raise IndexCorrupt(
+            f"{pointer} names no complete build ({name[:80]!r}); run `rag index` to repair it "
+            "(vectors already embedded are reused)"
+        )
+    return build
+
+
+def newest_complete_build(index_dir: Path) -> Path | None:
+    """The most recent build folder whose manifest reads and whose files pass their
+    checksums: what a damaged pointer is repaired from, its vectors reused."""
+    builds = sorted(
+        (p for p in Path(index_dir).glob(f"{_BUILD_PREFIX}*") if (p / MANIFEST).is_file()),
+        key=lambda p: p.name,
+        reverse=True,
+    )
+    for build in builds:
+        try:
+            verify_files(build, read_manifest(build))
+        except RagError:
+            continue
+        return build
+    return None
 
 
 def read_manifest(build: Path) -> Manifest:
     try:
         data = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
-        manifest = Manifest.from_json(data)
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"index format {version} is not the supported {FORMAT_VERSION}; "
+                "run `rag index` to rebuild it (vectors already embedded are reused)"
+            )
+        return Manifest.from_json(data)
     except FileNotFoundError:
         raise _corrupt(build / MANIFEST, "is missing") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise _corrupt(build / MANIFEST, f"is unreadable ({type(exc).__name__})") from None
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexMismatch(
-            f"index format {manifest.format_version} is not the supported {FORMAT_VERSION}; "
-            "run `rag index --rebuild`"
-        )
-    return manifest
 
 
 def read_chunks(build: Path) -> list[ChunkRecord]:
@@ -221,15 +267,30 @@ def read_spans(build: Path) -> tuple[np.ndarray, np.ndarray]:
     return keys, vectors
 
 
-def _check_files(build: Path, manifest: Manifest) -> None:
-    for name, size in manifest.files.items():
+def checksum(path: Path) -> str:
+    """BLAKE3 of a file, hashed with all cores from a memory map (~5 GB/s on 2 cores, see
+    bench/RESULTS.md), so a whole index is checked in about a second per 5 GB."""
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if path.stat().st_size:
+        hasher.update_mmap(path)
+    return hasher.hexdigest()
+
+
+def verify_files(build: Path, manifest: Manifest, names: Iterable[str] | None = None) -> None:
+    """Check the files of a build (all, or `names`) against the manifest's sizes and
+    checksums; IndexCorrupt names the first that differs."""
+    for name in manifest.files if names is None else names:
+        entry = manifest.files.get(name)
         path = build / name
+        if entry is None:
+            raise _corrupt(path, "is not listed in the manifest")
         if not path.is_file():
             raise _corrupt(path, "is missing")
-        if path.stat().st_size != size:
-            raise _corrupt(
-                path, f"has {path.stat().st_size} bytes, the manifest says {size} (truncated?)"
-            )
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise _corrupt(path, f"has {size} bytes, the manifest says {entry.bytes} (truncated?)")
+        if checksum(path) != entry.blake3:
+            raise _corrupt(path, "does not match its checksum (damaged on disk)")
 
 
 def load_index(index_dir: Path, model: str | None = None) -> IndexData:
@@ -243,7 +304,7 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
             f"the index in {index_dir} was built with model {manifest.model!r} but the settings "
             f"say {model!r}; run `rag index` to rebuild it (or set RAG_MODEL={manifest.model})"
         )
-    _check_files(build, manifest)
+    verify_files(build, manifest)
     chunks = read_chunks(build)
     try:
         faiss_index = read_vector_index(build / FAISS_INDEX)
@@ -276,12 +337,17 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
     )
 
 
-def indexed_documents(index_dir: Path) -> list[DocumentInfo]:
-    """The documents of the live index, from its manifest alone."""
+def indexed_records(index_dir: Path) -> dict[str, DocumentRecord]:
+    """The documents of the live index by id, from its manifest alone."""
     build = current_build(index_dir)
     if build is None:
         raise IndexNotFound(f"no index in {index_dir}; run `rag index` to build it")
-    return [d.info() for d in read_manifest(build).documents]
+    return {d.doc_id: d for d in read_manifest(build).documents}
+
+
+def indexed_documents(index_dir: Path) -> list[DocumentInfo]:
+    """The documents of the live index, from its manifest alone."""
+    return [d.info() for d in indexed_records(index_dir).values()]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -292,12 +358,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, write) -> int:
+def _write_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
     with open(path, "wb") as fh:
         write(fh)
         fh.flush()
         os.fsync(fh.fileno())
-    return path.stat().st_size
 
 
 def save_index(
@@ -317,26 +382,24 @@ def save_index(
     build = index_dir / f"{_BUILD_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}"
     build.mkdir()
 
-    def write_chunks(fh) -> None:
+    def write_chunks(fh: BinaryIO) -> None:
         for chunk in chunks:
             fh.write(json.dumps(asdict(chunk), ensure_ascii=False).encode("utf-8") + b"\n")
 
-    files = {
-        CHUNKS: _write_file(build / CHUNKS, write_chunks),
-        VECTORS: _write_file(build / VECTORS, lambda fh: np.save(fh, vectors)),
-        SPAN_KEYS: _write_file(build / SPAN_KEYS, lambda fh: np.save(fh, span_keys)),
-        SPAN_VECTORS: _write_file(
-            build / SPAN_VECTORS, lambda fh: np.save(fh, span_vectors.astype(np.float16))
-        ),
-    }
+    _write_file(build / CHUNKS, write_chunks)
+    _write_file(build / VECTORS, lambda fh: np.save(fh, vectors))
+    _write_file(build / SPAN_KEYS, lambda fh: np.save(fh, span_keys))
+    _write_file(build / SPAN_VECTORS, lambda fh: np.save(fh, span_vectors.astype(np.float16)))
     write_vector_index(faiss_index, build / FAISS_INDEX)  # streamed to disk, no copy in memory
     with open(build / FAISS_INDEX, "rb+") as fh:
         os.fsync(fh.fileno())
-    files[FAISS_INDEX] = (build / FAISS_INDEX).stat().st_size
     lexical.save(build / BM25)
-    for path in sorted((build / BM25).iterdir()):
-        files[f"{BM25}/{path.name}"] = path.stat().st_size
-    manifest.files = files
+    names = [CHUNKS, VECTORS, SPAN_KEYS, SPAN_VECTORS, FAISS_INDEX]
+    names += [f"{BM25}/{p.name}" for p in sorted((build / BM25).iterdir())]
+    manifest.files = {
+        name: FileEntry(bytes=(build / name).stat().st_size, blake3=checksum(build / name))
+        for name in names
+    }
     manifest.chunk_count = len(chunks)
     body = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False).encode("utf-8")
     _write_file(build / MANIFEST, lambda fh: fh.write(body))
@@ -347,7 +410,10 @@ def save_index(
 
 def publish_build(index_dir: Path, build: Path) -> None:
     """Point CURRENT at `build` in one atomic rename, then drop builds no reader needs."""
-    previous = current_build(index_dir)
+    try:
+        previous = current_build(index_dir)
+    except IndexCorrupt:  # a damaged pointer is what this publish repairs
+        previous = None
     pointer_tmp = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}.tmp"
     _write_file(pointer_tmp, lambda fh: fh.write(build.name.encode("utf-8")))
     os.replace(pointer_tmp, index_dir / POINTER)

@@ -117,9 +117,7 @@ def test_show_warns_when_the_file_changed(seed_index, corpus: Path):
         (["index", "--corpus", "/nonexistent/corpus"], {}, "corpus folder not found"),
         (["index", "--chunk-size", "100", "--chunk-overlap", "500"], {}, "must be smaller"),
         (["ask", "hello"], {"RAG_CHUNK_SIZE": "lots"}, "chunk_size"),
-        (["show", "../../etc/passwd"], {}, "no document"),
-        (["show", "000_3adcc106da112fc4.txt:50-10"], {}, "does not fit"),
-        (["show", "000_3adcc106da112fc4.txt:0-999999"], {}, "does not fit"),
+        (["show", "000_3adcc106da112fc4.txt"], {}, "run `rag index`"),
         (["frobnicate"], {}, "No such command"),
         (["ask"], {}, "give either a QUESTION or --questions FILE"),
         (["ask", "hi", "--questions", "q.txt"], {}, "give either"),
@@ -133,6 +131,25 @@ def test_errors_are_one_line_with_exit_code_2(args, env, message):
     assert "Traceback" not in result.output + result.stderr
     if result.stderr.startswith("error:"):
         assert result.stderr.count("\n") == 1  # one line
+
+
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("../../etc/passwd", "no document"),
+        ("000_3adcc106da112fc4.txt:50-10", "does not fit"),
+        ("000_3adcc106da112fc4.txt:0-999999", "does not fit"),
+        ("", "give a document id"),
+        ("   ", "give a document id"),
+        ("nope.txt:1-2", "no document"),
+    ],
+)
+def test_show_refuses_bad_references_in_one_line(seed_index, ref: str, message: str):
+    env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(seed_index.index_dir)}
+    result = rag("show", ref, env=env)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output + result.stderr
 
 
 def test_help_shows_examples():

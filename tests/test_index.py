@@ -21,6 +21,7 @@ from rag.settings import Settings
 from rag.store import (
     CHUNKS,
     FAISS_INDEX,
+    FORMAT_VERSION,
     MANIFEST,
     SPAN_VECTORS,
     VECTORS,
@@ -37,7 +38,7 @@ def test_round_trip(fake_settings: Settings, fake_embedder: FakeEmbedder):
     assert report.added and not report.changed and report.chunks > 100
     index = load_index(fake_settings.index_dir, model="fake")
     manifest = json.loads((index.path / MANIFEST).read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["bm25_stem"] is True and "bm25/params.index.json" in manifest["files"]
     assert manifest["model"] == "fake" and manifest["dimension"] == 32
     assert manifest["chunk_size"] == 600 and manifest["chunk_overlap"] == 300

@@ -36,7 +36,7 @@ def query_get(
     pipeline: PipelineDep,
     q: Annotated[str, Query(min_length=1, description="The question.")],
     k: Annotated[int, Query(ge=1, le=50, description="Passages to return.")] = 5,
-    min_score: Annotated[float | None, Query()] = None,
+    min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     mode: Annotated[Literal["dense", "bm25", "hybrid"] | None, Query()] = None,
     explain: Annotated[bool, Query()] = False,
 ) -> QueryResponse:

@@ -1,0 +1,143 @@
+"""Cited spans read back from the corpus: what `rag show` and `/documents/{id}/text` serve.
+
+A span is read from the nearest character checkpoint recorded at index time, so serving
+ten characters of a 600 MB file reads a block or two, not the file. Whether the file
+changed since indexing is decided from its size and mtime against the manifest; only when
+those differ is it hashed, once per change (the result is remembered).
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import hashlib
+import math
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from rag.corpus import open_document, read_chars
+from rag.errors import InvalidSpan, SourceUnavailable
+from rag.store import DocumentRecord
+
+# The longest span (context included) served in one piece: a reader asks for a range.
+MAX_SPAN_CHARS = 1_000_000
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CitedSpan:
+    """`text` = characters start..end of the document, with context around it."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    before: str
+    after: str
+    doc_sha256: str  # of the file now
+    indexed_sha256: str
+    stale: bool  # the file changed since indexing: the offsets may not match any more
+    chars: int  # length of the document now, in characters
+    line_start: int  # 1-based line of `start`
+    line_end: int  # 1-based line of the span's last character
+
+
+class _Digests:
+    """(sha256, characters) of file versions already hashed, by (device, inode, size,
+    mtime): a changed file is hashed once, not on every request."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._seen: OrderedDict[tuple[int, ...], tuple[str, int]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def of(self, fh: BinaryIO, st: os.stat_result) -> tuple[str, int]:
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return self._seen[key]
+        found = _hash_and_count(fh)
+        with self._lock:
+            self._seen[key] = found
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        return found
+
+
+def _hash_and_count(fh: BinaryIO) -> tuple[str, int]:
+    """sha256 and UTF-8 character count of an open file, streamed in blocks."""
+    fh.seek(0)
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    chars = 0
+    while block := fh.read(_HASH_BLOCK):
+        digest.update(block)
+        chars += len(decoder.decode(block))
+    chars += len(decoder.decode(b"", final=True))
+    return digest.hexdigest(), chars
+
+
+_DIGESTS = _Digests()
+
+
+def read_cited_span(
+    corpus_dir: Path,
+    record: DocumentRecord,
+    start: int | None = None,
+    end: int | None = None,
+    context: int = 0,
+    limit: int | None = MAX_SPAN_CHARS,
+) -> CitedSpan:
+    """Characters `start:end` (default: the whole document) of an indexed document as it
+    is on disk now, with up to `context` characters either side. Raises InvalidSpan for a
+    range that does not fit, DocumentNotFound when the file is gone or leads outside the
+    corpus, SourceUnavailable when it cannot be read."""
+    try:
+        with open_document(corpus_dir, record.doc_id) as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns):
+                sha256, chars = record.sha256, record.chars
+            else:
+                sha256, chars = _DIGESTS.of(fh, st)
+            stale = sha256 != record.sha256
+            lo = 0 if start is None else start
+            hi = chars if end is None else end
+            if not 0 <= lo < hi <= chars:
+                raise InvalidSpan(
+                    f"span {lo}-{hi} does not fit {record.doc_id} ({chars} characters): "
+                    f"give 0 <= start < end <= {chars}"
+                )
+            first, last = max(0, lo - context), min(chars, hi + context)
+            if limit is not None and last - first > limit:
+                raise InvalidSpan(
+                    f"span {lo}-{hi} with its context is {last - first} characters, over the "
+                    f"limit of {limit}: ask for a shorter range with start and end"
+                )
+            points = record.checkpoints if not stale and record.checkpoints else [(0, 0, 1)]
+            char, byte, line = points[bisect.bisect_right(points, (first, math.inf)) - 1]
+            read = read_chars(fh, byte, last - char)
+    except OSError as exc:
+        raise SourceUnavailable(
+            f"cannot read {record.doc_id} now ({exc.strerror or exc}); retry, or run `rag index`"
+        ) from None
+    lo, hi, first = lo - char, hi - char, first - char  # offsets into `read`
+    line_start = line + read.count("\n", 0, lo)
+    return CitedSpan(
+        doc_id=record.doc_id,
+        start=lo + char,
+        end=hi + char,
+        text=read[lo:hi],
+        before=read[first:lo],
+        after=read[hi:],
+        doc_sha256=sha256,
+        indexed_sha256=record.sha256,
+        stale=stale,
+        chars=chars,
+        line_start=line_start,
+        line_end=line_start + read.count("\n", lo, hi - 1),
+    )
