@@ -268,9 +268,13 @@ def resolve_doc_path(corpus_dir: Path, doc_id: str) -> Path:
         or any(part in ("", ".", "..") or part.startswith(".") for part in parts)
         or not doc_id.lower().endswith(DOCUMENT_SUFFIXES)
     )
-    path = Path(corpus_dir).joinpath(*parts)
-    if unsafe or not path.is_file():
+    if unsafe:
         raise DocumentNotFound(f"no document {doc_id!r} in the corpus (see `rag docs`)")
+    path = Path(corpus_dir).joinpath(*parts)
+    if not path.is_file():
+        raise DocumentNotFound(
+            f"no file for {doc_id!r} in the corpus (removed since indexing?); run `rag index`"
+        )
     return path
 
 

@@ -226,6 +226,22 @@ def test_api_key_guards_admin_and_optionally_everything(seed_index, seed_pipelin
     assert strict.get("/documents").status_code == 401
     assert strict.get("/documents", headers={"X-API-Key": "s3cret"}).status_code == 200
     assert strict.get("/health").status_code == 200 and strict.get("/ready").status_code == 200
+    # The API's description needs the key too; the browsable docs are off.
+    assert strict.get("/openapi.json").status_code == 401
+    assert strict.get("/openapi.json", headers={"X-API-Key": "s3cret"}).json()["paths"]
+    assert strict.get("/docs").status_code == 404 and strict.get("/redoc").status_code == 404
+
+
+def test_nan_scores_and_empty_filters(client):
+    for bad in ("NaN", "Infinity", "-inf"):
+        response = client.get("/query", params={"q": "Camp Ashraf", "min_score": bad})
+        assert response.status_code == 422 and "\n" not in response.json()["detail"]
+    body = '{"question": "Camp Ashraf", "min_score": NaN}'
+    response = client.post("/query", content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422)
+    empty = client.post("/query", json={"question": "Camp Ashraf", "doc_ids": []})
+    assert empty.status_code == 200 and empty.json()["hits"] == []
+    assert empty.json()["answerable"] is False
 
 
 def test_reload_failure_keeps_serving_the_old_index(

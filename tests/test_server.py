@@ -41,6 +41,7 @@ def server(seed_index, tmp_path: Path):
         "RAG_CORPUS_DIR": str(corpus),
         "RAG_INDEX_DIR": str(index_dir),
         "RAG_API_KEY": "k3y",
+        "RAG_REQUEST_TIMEOUT": "2",
     }
     log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -133,3 +134,59 @@ def test_reload_under_load_fails_no_request(server, real_embedder):
     assert len(statuses) >= 6 and set(statuses) == {200}
     top = httpx.get(f"{base}/query", params={"q": "Which colour is the lighthouse?", "k": 1})
     assert top.json()["hits"][0]["doc_id"] == "lighthouse.txt"
+
+
+def test_slow_clients_are_cut_off_and_links_out_of_the_corpus_are_not_served(server, tmp_path):
+    base = server["base"]
+    port = int(base.rsplit(":", 1)[1])
+    # Slow loris: headers a byte at a time never finish; the server closes at the deadline.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        started = time.monotonic()
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        closed = False
+        while time.monotonic() - started < 8:
+            try:
+                slow.sendall(b"X")
+                if slow.recv(1, socket.MSG_DONTWAIT) == b"":
+                    closed = True
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+        assert closed and 1.5 < time.monotonic() - started < 6
+    assert httpx.get(f"{base}/health", timeout=5).status_code == 200  # others unaffected
+
+    doc = "001_ef5df5d5046c4c46.txt"
+    url = f"{base}/documents/{doc}/text"
+    assert httpx.get(url, params={"start": 0, "end": 20}, timeout=10).status_code == 200
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n" * 100, encoding="utf-8")
+    victim = server["corpus"] / doc
+    victim.unlink()
+    os.symlink(secret, victim)  # swapped for a link after indexing
+    response = httpx.get(url, params={"start": 0, "end": 20}, timeout=10)
+    assert response.status_code == 404 and "root:x" not in response.text
+    assert "outside the corpus" in response.json()["detail"]
+    victim.unlink()  # gone entirely: 404 with one line, never a 500
+    response = httpx.get(url, params={"start": 0, "end": 20}, timeout=10)
+    assert response.status_code == 404 and "rag index" in response.json()["detail"]
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(seed_index):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("rag")), "serve", "--port", str(port)],
+            env={**os.environ, "RAG_INDEX_DIR": str(seed_index.index_dir)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot listen") and result.stderr.count("\n") == 1
+    assert "serving on" not in result.stderr
