@@ -7,7 +7,7 @@ Q ?= How far is Camp Ashraf from Baghdad?
 K ?= 5
 
 .DEFAULT_GOAL := help
-.PHONY: help install ask index serve test bench bench-scale lint format clean
+.PHONY: help install ask index serve test bench bench-scale faults lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench: $(STAMP) ## Benchmarks against their baselines, same run: prints and writ
 bench-scale: $(STAMP) ## Flat/HNSW/IVF-PQ at 10k-1M vectors, a 100k-passage index loaded (~15 min)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/index_load.py
+
+faults: $(STAMP) ## Fault campaign (kills, corruption, symlinks, hostile HTTP): bench/FAULTS.md
+	$(BIN)/python bench/faults.py
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     app = FastAPI(
         title="rag",
         summary="Passages that answer a question, each with an exact citation.",
-        version="0.1.0",
+        version="0.2.0",
         lifespan=lifespan,
         openapi_url=None if closed else "/openapi.json",
         docs_url=None if closed else "/docs",

@@ -269,7 +269,7 @@ def read_spans(build: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def checksum(path: Path) -> str:
     """BLAKE3 of a file, hashed with all cores from a memory map (~5 GB/s on 2 cores, see
-    bench/RESULTS.md), so a whole index is checked in about a second per 5 GB."""
+    bench/RESOURCES.md), so a whole index is checked in about a second per 5 GB."""
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     if path.stat().st_size:
         hasher.update_mmap(path)
