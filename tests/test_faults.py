@@ -98,15 +98,21 @@ def test_a_file_name_that_is_not_utf8_is_skipped_before_embedding(fake_settings:
 
 def test_a_very_deep_tree_is_walked_without_recursion(tmp_path: Path):
     root = tmp_path / "deep"
-    folder = root
-    root.mkdir()
+    folders = [root]
     for _ in range(1100):  # deeper than Python's recursion limit
-        folder = folder / "d"
+        folders.append(folders[-1] / "d")
+    for folder in folders:
         os.mkdir(folder)
-    (folder / "bottom.txt").write_text("The bottom of a very deep tree.\n", "utf-8")
+    (folders[-1] / "bottom.txt").write_text("The bottom of a very deep tree.\n", "utf-8")
     (root / "top.txt").write_text("The top.\n", "utf-8")
-    ids = [s.doc_id for s in list_document_files(root)]
-    assert ids[-1] == "top.txt" and ids[0].endswith("d/d/bottom.txt")
+    try:
+        ids = [s.doc_id for s in list_document_files(root)]
+        assert ids[-1] == "top.txt" and ids[0].endswith("d/d/bottom.txt")
+    finally:  # removed bottom-up: pytest's own clean-up would recurse as deep
+        (folders[-1] / "bottom.txt").unlink()
+        (root / "top.txt").unlink()
+        for folder in reversed(folders):
+            os.rmdir(folder)
 
 
 def test_unlistable_folders_are_skipped_with_a_warning(tmp_path: Path, caplog):
