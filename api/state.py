@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import RagError
+from rag.params import settings_as_built
 from rag.pipeline import Pipeline, ensure_index
 from rag.settings import Settings
 
@@ -28,6 +29,7 @@ class ServerState:
     def load(self) -> None:
         """Build the index if there is none (or the corpus changed), then load it."""
         try:
+            self.settings = settings_as_built(self.settings)  # the index as it was built
             builder = SentenceTransformerEmbedder(self.settings.model)
             ensure_index(self.settings, embedder=builder)
             self.pipeline = Pipeline.open(

@@ -21,7 +21,8 @@ from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents
 from rag.errors import CorpusNotFound, IndexCorrupt, IndexMismatch, RagError
 from rag.lexical import LexicalIndex
 from rag.onnx_encoder import remove_abandoned_exports
-from rag.settings import Settings
+from rag.params import build_settings_of, differences
+from rag.settings import BUILD_FIELDS, Settings
 from rag.store import (
     CHUNKS,
     SPAN_KEYS,
@@ -61,6 +62,7 @@ class BuildReport:
     reused: int = 0
     spans_embedded: int = 0  # answer spans embedded (the others were reused)
     resumed: int = 0  # vectors found in the checkpoint of an interrupted build
+    settings_changed: dict[str, tuple] = field(default_factory=dict)  # name -> (old, new)
     seconds: float = 0.0
     build: Path | None = None
     up_to_date: bool = False
@@ -348,6 +350,8 @@ def build_index(
                 report.changed.append(doc.doc_id)
             else:
                 report.unchanged.append(doc.doc_id)
+        if old_manifest is not None:
+            report.settings_changed = differences(old_manifest, settings, set(BUILD_FIELDS))
         current_ids = {d.doc_id for d in documents}
         report.removed = sorted(set(old) - current_ids)
 
@@ -357,6 +361,7 @@ def build_index(
             and previous.live  # a damaged pointer is repaired by publishing again
             and not (report.added or report.changed or report.removed)
             and _settings_match(old_manifest, settings)
+            and not report.settings_changed  # e.g. the same files in another folder
             and old_manifest.skipped == skipped
             and all(old[d.doc_id].mtime_ns == d.mtime_ns for d in documents)
             and previous.intact()  # else a damaged file is repaired by publishing again
@@ -431,6 +436,7 @@ def build_index(
             index_type=index_type,
             index_params=index_params,
             answer_spans=settings.answers,
+            build_settings=build_settings_of(settings),
             documents=doc_records,
             skipped=skipped,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -112,7 +112,16 @@ def _progress_printer(label: str) -> tuple[Callable[[int, int], None], Callable[
     return update, bar.stop
 
 
+def _as_built(settings: Settings) -> Settings:
+    """The settings a query-time command uses: the index's own build parameters."""
+    from rag.params import settings_as_built
+
+    return settings_as_built(settings)
+
+
 def _print_build(report: Any) -> None:
+    for name, (old, new) in report.settings_changed.items():
+        err.print(Text(f"rebuilding with {name} {new} (was {old})"))
     if report.up_to_date:
         err.print(f"index is up to date ({report.chunks} passages)")
         return
@@ -179,13 +188,16 @@ def index(
     Examples:  rag index   |   rag index --corpus ~/notes --index-dir ~/.rag/notes
     """
     from rag.embedding import SentenceTransformerEmbedder
+    from rag.params import settings_for_build
 
-    settings = load_settings(
-        corpus_dir=corpus,
-        index_dir=index_dir,
-        model=model,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
+    settings = settings_for_build(
+        load_settings(
+            corpus_dir=corpus,
+            index_dir=index_dir,
+            model=model,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+        )
     )
     _print_build(_build(settings, SentenceTransformerEmbedder(settings.model), rebuild=rebuild))
 
@@ -331,8 +343,10 @@ def ask(
 
     if (question is None) == (questions_file is None):
         raise typer.BadParameter("give either a QUESTION or --questions FILE")
-    settings = load_settings(
-        corpus_dir=corpus, index_dir=index_dir, model=model, mode=mode, max_per_doc=max_per_doc
+    settings = _as_built(
+        load_settings(
+            corpus_dir=corpus, index_dir=index_dir, model=model, mode=mode, max_per_doc=max_per_doc
+        )
     )
     many = _read_questions(questions_file) if questions_file is not None else None
     for text in many or [question or ""]:
@@ -407,7 +421,7 @@ def show(
     from rag.sources import read_cited_span
     from rag.store import indexed_records
 
-    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    settings = _as_built(load_settings(corpus_dir=corpus, index_dir=index_dir))
     match = _REF.fullmatch(ref.strip())
     if match is None:
         raise ConfigError("give a document id, as `rag docs` lists them, e.g. rag show a.txt:0-80")
@@ -457,8 +471,8 @@ def serve(
     """
     from api.server import check_port_free, serve
 
-    settings = load_settings(
-        corpus_dir=corpus, index_dir=index_dir, model=model, host=host, port=port
+    settings = _as_built(
+        load_settings(corpus_dir=corpus, index_dir=index_dir, model=model, host=host, port=port)
     )
     check_port_free(settings.host, settings.port)
     err.print(Text(f"serving on http://{settings.host}:{settings.port} (docs at /docs)"))
@@ -516,6 +530,8 @@ def evaluate(
     from rag.pipeline import MODES, Pipeline
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
+    if beir is None and not sweep:
+        settings = _as_built(settings)
     embedder = SentenceTransformerEmbedder(settings.model)
     tick, stop = _progress_printer("questions")
     try:

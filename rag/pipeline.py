@@ -15,6 +15,7 @@ from rag.build import BuildReport, Progress, build_index, export_fast_encoder, i
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query, vector_key
 from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
 from rag.models import DocumentInfo, Hit, QueryResponse
+from rag.params import settings_as_built
 from rag.search import MODES, hit_of, rows_of_documents, search
 from rag.settings import Settings
 from rag.store import IndexData, current_build, load_index, read_manifest
@@ -47,7 +48,8 @@ class Pipeline:
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Pipeline:
-        """Load the index in `settings.index_dir` (it must exist and match the settings)."""
+        """Load the index in `settings.index_dir`, as it was built (see rag.params)."""
+        settings = settings_as_built(settings)
         index = load_index(settings.index_dir, model=settings.model)
         index.ef_search, index.nprobe = settings.hnsw_ef_search, settings.ivf_nprobe
         if embedder is None and settings.fast_queries:
@@ -173,7 +175,9 @@ class Pipeline:
 def ensure_index(
     settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None
 ) -> BuildReport | None:
-    """Build the index when there is none or the corpus changed since; None if current."""
+    """Build the index when there is none or the corpus changed since (with the settings
+    it was built with); None if current."""
+    settings = settings_as_built(settings)
     try:
         build = current_build(settings.index_dir)
         manifest = read_manifest(build) if build is not None else None

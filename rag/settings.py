@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +13,20 @@ from rag.errors import ConfigError
 from rag.vector_index import IndexType
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_CORPUS = Path("seeds")
+DEFAULT_INDEX = Path("index")
+# What an index is built from: written into its manifest, read back by every later command
+# on that index (see rag.params); only `rag index` given new values changes them.
+BUILD_FIELDS = (
+    "corpus_dir",
+    "model",
+    "chunk_size",
+    "chunk_overlap",
+    "bm25_stem",
+    "bm25_stopwords",
+    "index_type",
+    "hnsw_m",
+)
 
 
 class Settings(BaseSettings):
@@ -19,8 +34,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
 
-    corpus_dir: Path = Field(Path("seeds"), description="Folder of .txt and .md documents.")
-    index_dir: Path = Field(Path("index"), description="Folder where the built index lives.")
+    corpus_dir: Path = Field(DEFAULT_CORPUS, description="Folder of .txt and .md documents.")
+    index_dir: Path = Field(
+        DEFAULT_INDEX,
+        description="Folder where the built index lives; by default `index` for the seeds "
+        "and `index/corpora/<name>-<hash>` for any other corpus.",
+    )
     model: str = Field(
         DEFAULT_MODEL,
         description="sentence-transformers model: the bundled default, a local folder or a name.",
@@ -83,6 +102,14 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _index_per_corpus(self) -> Settings:
+        """Another corpus gets its own default index folder, so that `--corpus other/`
+        never replaces the index of the seeds (or of a third corpus)."""
+        if "index_dir" not in self.model_fields_set:
+            object.__setattr__(self, "index_dir", default_index_dir(self.corpus_dir))
+        return self
+
+    @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(
@@ -90,6 +117,15 @@ class Settings(BaseSettings):
                 f"chunk_size ({self.chunk_size})"
             )
         return self
+
+
+def default_index_dir(corpus_dir: Path) -> Path:
+    """`index` for the seed corpus, `index/corpora/<name>-<hash of its real path>` else."""
+    real = Path(corpus_dir).expanduser().resolve()
+    if real == DEFAULT_CORPUS.resolve():
+        return DEFAULT_INDEX
+    key = hashlib.sha256(str(real).encode()).hexdigest()[:8]
+    return DEFAULT_INDEX / "corpora" / f"{real.name or 'root'}-{key}"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -120,6 +120,8 @@ class Manifest:
     built_at: str = ""
     build_seconds: float = 0.0
     files: dict[str, FileEntry] = field(default_factory=dict)  # file name -> size, checksum
+    # The settings the index was built from (rag.settings.BUILD_FIELDS), as JSON values.
+    build_settings: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -335,6 +337,16 @@ def load_index(index_dir: Path, model: str | None = None) -> IndexData:
     return IndexData(
         build, manifest, chunks, faiss_index, vectors, span_keys, span_vectors, lexical
     )
+
+
+def live_manifest(index_dir: Path) -> Manifest | None:
+    """The manifest of the live build; None when there is no index, or when it cannot be
+    read (the next build repairs it)."""
+    try:
+        build = current_build(index_dir)
+        return read_manifest(build) if build is not None else None
+    except RagError:
+        return None
 
 
 def indexed_records(index_dir: Path) -> dict[str, DocumentRecord]:

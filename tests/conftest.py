@@ -31,6 +31,7 @@ class FakeEmbedder:
     """Hashes words into a small unit vector: deterministic, instant, and counts its calls."""
 
     name = "fake"
+    loaded = True  # like a model already in memory
     dimension = 32
 
     def __init__(self) -> None:

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
+from rag.settings import load_settings
 
 from .conftest import SEEDS
 
@@ -93,13 +94,72 @@ def test_index_docs_and_show(seed_index):
     assert f"chars {start}-{end}" in result.stdout and "lines 579-579" in result.stdout
 
 
-def test_show_warns_when_the_file_changed(seed_index, corpus: Path):
-    doc = corpus / "000_3adcc106da112fc4.txt"
+def test_show_warns_when_the_file_changed(fake_settings, fake_embedder):
+    from rag.build import build_index
+
+    build_index(fake_settings, embedder=fake_embedder)
+    doc = fake_settings.corpus_dir / "000_3adcc106da112fc4.txt"
     doc.write_text(doc.read_text(encoding="utf-8").replace("Amnesty", "AMNESTY"), "utf-8")
-    env = {"RAG_CORPUS_DIR": str(corpus), "RAG_INDEX_DIR": str(seed_index.index_dir)}
+    env = {"RAG_INDEX_DIR": str(fake_settings.index_dir)}  # the corpus as indexed
     result = rag("show", "000_3adcc106da112fc4.txt:100-140", env=env)
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     assert "changed since it was indexed" in result.stderr
+
+
+def test_an_index_is_used_as_built(fake_settings, fake_embedder, monkeypatch):
+    """Built with chunks of 400 into its own folder, the index answers `ask` and `serve`
+    with its own settings: nothing is rebuilt, and contradicting it is one clear line."""
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: fake_embedder)
+    from rag.params import settings_as_built
+    from rag.store import current_build, live_manifest
+
+    corpus, idx2 = fake_settings.corpus_dir, fake_settings.index_dir.parent / "idx2"
+    built = rag(
+        "index",
+        "--corpus",
+        str(corpus),
+        "--index-dir",
+        str(idx2),
+        "--chunk-size",
+        "400",
+        "--model",
+        "fake",
+    )
+    assert built.exit_code == 0, built.output
+    build = current_build(idx2)
+    assert live_manifest(idx2).chunk_size == 400
+    again = rag("index", "--index-dir", str(idx2))  # no flags: kept as built
+    assert again.exit_code == 0 and "up to date" in again.stderr, again.output
+    as_built = settings_as_built(load_settings(index_dir=idx2))
+    assert (as_built.chunk_size, as_built.model, as_built.corpus_dir) == (400, "fake", corpus)
+    asked = rag("ask", "Montazeri tape", "--index-dir", str(idx2), "--json")
+    assert asked.exit_code == 0, asked.output
+    assert current_build(idx2) == build  # answered from the index as built: no rebuild
+    wrong = rag("ask", "x", "--index-dir", str(idx2), env={"RAG_CHUNK_SIZE": "800"})
+    assert wrong.exit_code == 2 and "chunk_size 400 (given 800)" in wrong.stderr
+    changed = rag("index", "--index-dir", str(idx2), "--chunk-size", "500")
+    assert changed.exit_code == 0 and "rebuilding with chunk_size 500 (was 400)" in changed.stderr
+    assert live_manifest(idx2).chunk_size == 500
+
+
+def test_another_corpus_gets_its_own_index(fake_settings, fake_embedder, monkeypatch):
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: fake_embedder)
+    other = fake_settings.corpus_dir.parent / "other"
+    other.mkdir()
+    (other / "note.txt").write_text("A note about the weather in Lisbon today.\n", "utf-8")
+    seeds = rag("index", "--corpus", str(fake_settings.corpus_dir), "--model", "fake")
+    mine = rag("index", "--corpus", str(other), "--model", "fake")
+    assert seeds.exit_code == 0 and mine.exit_code == 0, seeds.output + mine.output
+    first = load_settings(corpus_dir=fake_settings.corpus_dir).index_dir
+    second = load_settings(corpus_dir=other).index_dir
+    assert first != second and str(second).startswith("index/corpora/other-")
+    assert len(settings_docs(first)) == 5 and settings_docs(second) == ["note.txt"]
+
+
+def settings_docs(index_dir: Path) -> list[str]:
+    from rag.store import indexed_records
+
+    return sorted(indexed_records(index_dir))
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,11 @@ def server(seed_index, tmp_path: Path):
     shutil.copytree(SEEDS, corpus)
     index_dir = tmp_path / "index"
     shutil.copytree(seed_index.index_dir, index_dir)
+    # The copy is rebuilt over the copied corpus: every vector reused, nothing embedded.
+    rebuilt = build_index(
+        seed_index.model_copy(update={"corpus_dir": corpus, "index_dir": index_dir})
+    )
+    assert rebuilt.embedded == 0 and rebuilt.spans_embedded == 0
     port = free_port()
     env = {
         **os.environ,

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import PipelineDep, SettingsDep
+from api.deps import PipelineDep
 from api.models import Span
 from rag.models import DocumentInfo
 from rag.pipeline import Pipeline
@@ -30,14 +30,14 @@ def list_documents(pipeline: PipelineDep) -> list[DocumentInfo]:
 def document_text(
     doc_id: str,
     pipeline: PipelineDep,
-    settings: SettingsDep,
     start: Annotated[int | None, Query(ge=0, description="First character (default 0).")] = None,
     end: Annotated[int | None, Query(ge=0, description="End character (default: the end).")] = None,
     context: Annotated[int, Query(ge=0, le=10_000, description="Characters around it.")] = 0,
 ) -> Span:
     """The text at `start:end` of a document, as a citation points at it, read from the
     file now (only the blocks that hold it); `stale` when the file changed since indexing."""
-    span = read_cited_span(settings.corpus_dir, _record(pipeline, doc_id), start, end, context)
+    record = _record(pipeline, doc_id)
+    span = read_cited_span(pipeline.settings.corpus_dir, record, start, end, context)
     return Span(**{name: getattr(span, name) for name in Span.model_fields})
 
 
