@@ -18,7 +18,7 @@ Faults:
   slow clients): a 4xx or a closed connection, never a 5xx.
 
 "Data lost" counts tries where something a user had was gone or wrong: an index that no
-longer loads, vectors embedded again that a checkpoint held, bytes served from outside
+longer loads, vectors embedded again that the cache held, bytes served from outside
 the corpus, a wrong answer served from a damaged file.
 """
 
@@ -50,10 +50,10 @@ sys.path.insert(0, str(REPO))
 from api.main import create_app  # noqa: E402
 from api.server import RequestDeadlineProtocol  # noqa: E402
 from rag.build import build_index  # noqa: E402
-from rag.checkpoint import CHECKPOINT_FILE, EmbeddingCheckpoint  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 from rag.store import POINTER, current_build, load_index, read_manifest  # noqa: E402
+from rag.vector_cache import CACHE_FILE  # noqa: E402
 
 
 class HashEmbedder:
@@ -89,7 +89,7 @@ def child_build(corpus: str, index: str) -> None:
     """The build that gets killed (run in its own process)."""
     import rag.build
 
-    rag.build.CHECKPOINT_TEXTS = 64  # commit often, so that kills leave something to resume
+    rag.build.COMMIT_TEXTS = 64  # commit often, so that kills leave something to resume
     print("start", flush=True)
     build_index(
         settings_for(Path(corpus), Path(index)), embedder=HashEmbedder(delay=0.15), rebuild=False
@@ -111,6 +111,7 @@ def kills(corpus: Path, work: Path, tries: int, rng: random.Random) -> dict:
         index = work / f"kill-{attempt}"
         build_index(settings_for(corpus, index), embedder=HashEmbedder())  # a live index
         before = current_build(index)
+        cached_before = set(_all_keys(index))
         for path in corpus.glob("*.txt"):  # every sentence changes: a full re-embed
             text = path.read_text("utf-8").replace(". ", f". (r{attempt}) ")
             path.write_text(text, "utf-8")
@@ -127,24 +128,24 @@ def kills(corpus: Path, work: Path, tries: int, rng: random.Random) -> dict:
             ok = loaded.path in (before, current_build(index))
         except RagError:
             ok = False
-        saved = len(EmbeddingCheckpoint(index).find(_all_keys(index)) or {})
+        saved = len(set(_all_keys(index)) - cached_before)  # what the killed build saved
         embedder = HashEmbedder()
         report = build_index(settings_for(corpus, index), embedder=embedder)
         done = report.build is not None or report.up_to_date
-        resumed += report.resumed
-        wasted = report.resumed < saved  # a saved vector embedded again
+        resumed += report.cached
+        wasted = report.cached < saved  # a saved vector embedded again
         survived += ok and done and not wasted
         lost += (not ok) or wasted
     return {
         "tries": tries,
         "survived": survived,
         "lost": lost,
-        "note": f"{resumed} vectors resumed from checkpoints; {total} texts a full build",
+        "note": f"{resumed} vectors resumed from the cache; {total} texts a full build",
     }
 
 
 def _all_keys(index: Path) -> list[str]:
-    db = index / CHECKPOINT_FILE
+    db = index / CACHE_FILE
     if not db.exists():
         return []
     import sqlite3

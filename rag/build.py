@@ -14,7 +14,6 @@ import numpy as np
 from filelock import FileLock
 
 from rag.answer import passage_spans
-from rag.checkpoint import EmbeddingCheckpoint
 from rag.chunking import CHUNKER_VERSION, chunk_layout, with_heading
 from rag.corpus import Document, list_document_files, read_document, sha256_bytes
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents, vector_key
@@ -41,6 +40,7 @@ from rag.store import (
     verify_files,
 )
 from rag.structure import analyze_layout
+from rag.vector_cache import VectorCache
 from rag.vector_index import build_vector_index, choose_type
 
 LOG = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class BuildReport:
     embedded: int = 0
     reused: int = 0
     spans_embedded: int = 0  # answer spans embedded (the others were reused)
-    resumed: int = 0  # vectors found in the checkpoint of an interrupted build
+    cached: int = 0  # vectors found in the vector cache (an interrupted or earlier build)
     settings_changed: dict[str, tuple] = field(default_factory=dict)  # name -> (old, new)
     seconds: float = 0.0
     build: Path | None = None
@@ -91,8 +91,8 @@ class _Previous:
 
 
 class _Vectors:
-    """Where each needed vector is: in the previous build, the checkpoint of an
-    interrupted build, or just embedded. The first place a key is found wins."""
+    """Where each needed vector is: in the previous build, the vector cache (an
+    interrupted or earlier build), or just embedded. The first place a key is found wins."""
 
     def __init__(self) -> None:
         self.arrays: list[np.ndarray] = []
@@ -272,20 +272,20 @@ def export_fast_encoder(settings: Settings, embedder: SentenceTransformerEmbedde
         LOG.warning("ONNX export failed (%s): questions use sentence-transformers", exc)
 
 
-# Fresh vectors are committed to the checkpoint at least this often (texts), so that a
+# Fresh vectors are committed to the vector cache at least this often (texts), so that a
 # killed build loses at most a minute or so of embedding on two cores.
-CHECKPOINT_TEXTS = 2048
+COMMIT_TEXTS = 2048
 
 
-def _embed_with_checkpoints(
+def _embed_and_cache(
     embedder: Embedder,
     missing: dict[str, str],
-    checkpoint: EmbeddingCheckpoint,
+    cache: VectorCache,
     settings: Settings,
     progress: Progress | None,
 ) -> np.ndarray:
     """Embed `missing` (key -> text) in order, committing each group of vectors to the
-    checkpoint as soon as it is embedded."""
+    cache as soon as it is embedded."""
     keys, texts = list(missing), list(missing.values())
     done = 0
 
@@ -296,11 +296,11 @@ def _embed_with_checkpoints(
             progress(done, len(texts))
 
     parts = []
-    for start in range(0, len(texts), CHECKPOINT_TEXTS):
+    for start in range(0, len(texts), COMMIT_TEXTS):
         part = embed_documents(
-            embedder, texts[start : start + CHECKPOINT_TEXTS], settings.batch_size, advance
+            embedder, texts[start : start + COMMIT_TEXTS], settings.batch_size, advance
         )
-        checkpoint.save(keys[start : start + CHECKPOINT_TEXTS], part)
+        cache.save(keys[start : start + COMMIT_TEXTS], part)
         parts.append(part)
     return np.vstack(parts)
 
@@ -324,7 +324,7 @@ def build_index(
         for staging in remove_abandoned_exports(index_dir):
             LOG.warning("removed %s, left by an interrupted model export", staging.name)
         if rebuild:
-            EmbeddingCheckpoint(index_dir).discard()
+            VectorCache(index_dir).clear()
         documents: list[Document] = []
         skipped: dict[str, list[int]] = {}
         for stamp in list_document_files(settings.corpus_dir):
@@ -398,19 +398,18 @@ def build_index(
         report.reused = sum(1 for c in chunks if c.vector_key in found)
         wanted = {**texts_by_key, **span_texts}
         missing = {k: text for k, text in wanted.items() if k not in found}
-        checkpoint = EmbeddingCheckpoint(index_dir)
-        saved = checkpoint.find(missing)
+        cache = VectorCache(index_dir)
+        saved = cache.find(missing)
         if saved:
             found.add(saved, np.array(list(saved.values())))
-            report.resumed = len(saved)
+            report.cached = len(saved)
             report.reused += sum(1 for c in chunks if c.vector_key in saved)
-            LOG.warning("resuming an interrupted build: %d vectors already embedded", len(saved))
             missing = {k: text for k, text in missing.items() if k not in saved}
         report.embedded = sum(1 for k in texts_by_key if k in missing)
         report.spans_embedded = sum(k in missing and k not in texts_by_key for k in span_texts)
         if missing:
             embedder = embedder or SentenceTransformerEmbedder(settings.model)
-            fresh = _embed_with_checkpoints(embedder, missing, checkpoint, settings, progress)
+            fresh = _embed_and_cache(embedder, missing, cache, settings, progress)
             found.add(missing, fresh)
             dimension = embedder.dimension
         else:
@@ -452,7 +451,8 @@ def build_index(
             np.array(span_keys, dtype="S64"),
             span_vectors,
         )
-        checkpoint.discard()  # the published build holds every vector now
+        cache.prune(settings.vector_cache_mb * 2**20)
+        cache.close()
         if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
             export_fast_encoder(settings, embedder)
         report.chunks = len(chunks)

@@ -140,7 +140,9 @@ def _print_build(report: Any) -> None:
             err.print(Text(f"  {label}: {doc_id}"))
     err.print(
         Text(
-            f"passages: {report.chunks} ({report.embedded} embedded, {report.reused} reused), "
+            f"passages: {report.chunks} ({report.embedded} embedded, {report.reused} reused"
+            + (f", {report.cached} vectors from the cache" if report.cached else "")
+            + "), "
             f"{report.spans_embedded} answer spans embedded, in {report.seconds:.1f}s "
             f"-> {report.build}"
         )
@@ -200,6 +202,38 @@ def index(
         )
     )
     _print_build(_build(settings, SentenceTransformerEmbedder(settings.model), rebuild=rebuild))
+
+
+@app.command()
+@handle_errors
+def cache(
+    clear: Annotated[bool, typer.Option(help="Remove every cached vector.")] = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexDirOpt = None,
+) -> None:
+    """Show the vector cache of an index: vectors kept across builds (so that switching
+    settings back, or resuming a killed build, embeds nothing twice), or empty it.
+    RAG_VECTOR_CACHE_MB bounds it.
+
+    Examples:  rag cache   |   rag cache --clear
+    """
+    from rag.vector_cache import VectorCache
+
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    vectors = VectorCache(settings.index_dir)
+    count, size = vectors.stats()
+    if clear:
+        vectors.clear()
+        err.print(
+            Text(f"removed {count} cached vectors ({size / 2**20:.1f} MB) from {vectors.path}")
+        )
+        return
+    out.print(
+        Text(
+            f"{count} vectors, {size / 2**20:.1f} MB in {vectors.path} "
+            f"(bound {settings.vector_cache_mb} MB)"
+        )
+    )
 
 
 def _print_answer(response: Any) -> None:

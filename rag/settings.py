@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
     ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per question.")
     batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")
+    vector_cache_mb: int = Field(
+        2048,
+        ge=0,
+        description="Vectors kept across builds (index/vector-cache.sqlite), least recently "
+        "used dropped first; 0 keeps none once a build is published.",
+    )
     top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
     host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")

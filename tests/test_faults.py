@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 import rag.build
 from api.main import create_app
 from rag.build import build_index
-from rag.checkpoint import CHECKPOINT_FILE
 from rag.corpus import list_document_files, read_document_text
 from rag.duplicates import DuplicateGroups
 from rag.errors import CorpusNotFound, DocumentNotFound, IndexCorrupt
@@ -36,6 +35,7 @@ from rag.store import (
     indexed_records,
     load_index,
 )
+from rag.vector_cache import CACHE_FILE, VectorCache
 
 from .conftest import FakeEmbedder
 
@@ -255,25 +255,43 @@ class _Crashing(FakeEmbedder):
 
 
 def test_an_interrupted_build_resumes_where_it_stopped(fake_settings: Settings, monkeypatch):
-    monkeypatch.setattr(rag.build, "CHECKPOINT_TEXTS", 100)
+    monkeypatch.setattr(rag.build, "COMMIT_TEXTS", 100)
     first = _Crashing(limit=450)
     with pytest.raises(KeyboardInterrupt):
         build_index(fake_settings, embedder=first)
-    assert (fake_settings.index_dir / CHECKPOINT_FILE).exists()
-    kept = 400  # four whole groups of 100 were committed before the crash
+    assert VectorCache(fake_settings.index_dir).stats()[0] == 400  # 4 whole groups of 100
     again = FakeEmbedder()
     report = build_index(fake_settings, embedder=again)
-    assert report.resumed == kept
+    assert report.cached == 400
     whole = FakeEmbedder()
-    build_index(
-        fake_settings.model_copy(update={"index_dir": fake_settings.index_dir / "x"}),
-        embedder=whole,
-    )
-    assert len(again.embedded) == len(whole.embedded) - kept
-    assert not (fake_settings.index_dir / CHECKPOINT_FILE).exists()  # published: dropped
+    elsewhere = fake_settings.model_copy(update={"index_dir": fake_settings.index_dir / "x"})
+    build_index(elsewhere, embedder=whole)
+    assert len(again.embedded) == len(whole.embedded) - 400
     index = load_index(fake_settings.index_dir)
-    reference = load_index(fake_settings.index_dir / "x")
-    assert np.allclose(index.vectors, reference.vectors)
+    assert np.allclose(index.vectors, load_index(elsewhere.index_dir).vectors)
+
+
+def test_switching_settings_back_embeds_nothing(fake_settings: Settings):
+    """A -> B -> A: the third build finds every vector in the cache."""
+    b = fake_settings.model_copy(update={"chunk_size": 400, "chunk_overlap": 100})
+    build_index(fake_settings, embedder=FakeEmbedder())
+    build_index(b, embedder=FakeEmbedder())
+    third = FakeEmbedder()
+    report = build_index(fake_settings, embedder=third)
+    assert third.embedded == [] and report.embedded == 0 and report.cached > 0
+
+
+def test_the_vector_cache_is_bounded(fake_settings: Settings):
+    build_index(fake_settings, embedder=FakeEmbedder())
+    cache = VectorCache(fake_settings.index_dir)
+    count, _ = cache.stats()
+    dropped = cache.prune(max_bytes=(count // 2) * (32 * 4 + 100))
+    assert dropped == count - count // 2 and cache.stats()[0] == count // 2
+    cache.clear()
+    assert not (fake_settings.index_dir / CACHE_FILE).exists()
+    none_kept = fake_settings.model_copy(update={"vector_cache_mb": 0})
+    build_index(none_kept, embedder=FakeEmbedder(), rebuild=True)
+    assert VectorCache(fake_settings.index_dir).stats()[0] == 0
 
 
 # Resources
