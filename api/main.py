@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -9,7 +10,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import require_api_key
@@ -95,6 +98,33 @@ def _one_line(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+def _serve_docs_offline(app: FastAPI) -> None:
+    """/docs and /redoc with their scripts and styles served by this server (FastAPI's
+    self-hosting recipe, assets from the fastapi-offline package): they work offline."""
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="rag API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="rag API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     """The app. With `load`, the index and model load in a background thread at start-up,
     so /health answers at once and /ready turns 200 when queries can be served."""
@@ -116,8 +146,8 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
         version="0.2.0",
         lifespan=lifespan,
         openapi_url=None if closed else "/openapi.json",
-        docs_url=None if closed else "/docs",
-        redoc_url=None if closed else "/redoc",
+        docs_url=None,  # served below from bundled assets, not from a CDN
+        redoc_url=None,
     )
     app.state.rag = state
     guarded = [Depends(require_api_key)] if closed else []
@@ -126,6 +156,8 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
         @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
         def openapi() -> dict:
             return app.openapi()
+    else:
+        _serve_docs_offline(app)
 
     app.include_router(health.router)
     app.include_router(query.router, dependencies=guarded)

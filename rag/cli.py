@@ -81,9 +81,10 @@ def _main(
 
 
 def _progress_printer(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A progress callback drawing a bar on a terminal (nothing when stderr is a file)."""
+    """A progress callback: a bar on a terminal; on a file or pipe (`2> log`), a line at
+    every tenth of the work or every 30 seconds, so that a long build is never silent."""
     if not err.is_terminal:
-        return (lambda done, total: None), (lambda: None)
+        return _progress_lines(label), (lambda: None)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -117,6 +118,29 @@ def _as_built(settings: Settings) -> Settings:
     from rag.params import settings_as_built
 
     return settings_as_built(settings)
+
+
+def _progress_lines(label: str, every_s: float = 30.0) -> Callable[[int, int], None]:
+    import time
+
+    started = time.monotonic()
+    said = {"tenth": 0, "at": started}
+
+    def update(done: int, total: int) -> None:
+        now = time.monotonic()
+        tenth = done * 10 // max(total, 1)
+        if tenth > said["tenth"] or now - said["at"] >= every_s:
+            said.update(tenth=tenth, at=now)
+            rate = done / max(now - started, 1e-9)
+            left = (total - done) / rate if rate else 0
+            err.print(
+                Text(
+                    f"{label}: {done}/{total} ({done / max(total, 1):.0%}), "
+                    f"{now - started:.0f}s elapsed, about {left:.0f}s left"
+                )
+            )
+
+    return update
 
 
 def _print_build(report: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -254,7 +256,11 @@ def test_reload_failure_keeps_serving_the_old_index(
 
 
 def test_openapi_docs_are_served(client):
-    assert client.get("/docs").status_code == 200
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "cdn" not in html.text.lower()
+        assets = re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', html.text)
+        assert assets and all(client.get(a).status_code == 200 for a in assets)  # offline
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/query", "/documents", "/health", "/ready", "/admin/reload"} <= set(paths)
 

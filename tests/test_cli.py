@@ -238,3 +238,21 @@ def test_ask_many_questions_from_a_file(seed_index, real_embedder, monkeypatch, 
     ]
     assert all(len(r["hits"]) == 2 for r in responses)
     assert responses[0]["answerable"] and not responses[2]["answerable"]
+
+
+def test_progress_is_logged_when_stderr_is_not_a_terminal(
+    fake_settings, fake_embedder, monkeypatch
+):
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: fake_embedder)
+    result = rag(
+        "index",
+        "--corpus",
+        str(fake_settings.corpus_dir),
+        "--index-dir",
+        str(fake_settings.index_dir),
+        "--model",
+        "fake",
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("embedding: ")]
+    assert len(lines) >= 5 and "(100%)" in lines[-1] and "elapsed" in lines[0]
