@@ -11,7 +11,9 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, description="The question; blank ones are refused.")
-    k: int = Field(5, ge=1, le=50, description="Passages to return.")
+    k: int | None = Field(
+        None, ge=1, le=50, description="Passages to return; the server's RAG_TOP_K when omitted."
+    )
     doc_ids: list[str] | None = Field(
         None,
         max_length=1000,

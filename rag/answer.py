@@ -171,12 +171,20 @@ def best_sentence(scored: list[SentenceScore]) -> SentenceScore | None:
 
 
 def answer_of(best: SentenceScore, sure: float) -> Answer:
-    """The answer from the best span and its confidence `sure`."""
+    """The answer from the best span and its confidence `sure`, cited like its passage."""
+    hit = best.hit
+    lead = hit.text[: best.start - hit.start_char]
     return Answer(
         text=best.text,
-        doc_id=best.hit.doc_id,
+        doc_id=hit.doc_id,
+        title=hit.title,
+        section=hit.section,
+        chunk_id=hit.chunk_id,
         start_char=best.start,
         end_char=best.end,
-        rank=best.hit.rank,
+        line_start=hit.line_start + lead.count("\n"),
+        line_end=hit.line_start + lead.count("\n") + best.text[:-1].count("\n"),
+        doc_sha256=hit.doc_sha256,
+        rank=hit.rank,
         confidence=round(sure, 4),
     )

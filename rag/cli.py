@@ -323,14 +323,16 @@ def _print_hits(response: Any) -> None:
             where = f"{place.doc_id} chars {place.start_char}-{place.end_char}"
             out.print(Text(f"   also in {where}", style="dim"))
         if hit.explain is not None:
-            out.print(Text("   why: " + _why(hit.explain), style="dim"))
+            out.print(Text("   why: " + _why(hit.explain, response.mode), style="dim"))
         out.print()
 
 
-def _why(e: Any) -> str:
+def _why(e: Any, mode: str) -> str:
+    """Each ranking's place for the hit; the fused score only where two were fused."""
     dense = f"dense #{e.dense_rank} ({e.dense_score:.3f})" if e.dense_rank else "dense -"
     bm25 = f"bm25 #{e.bm25_rank} ({e.bm25_score:.2f})" if e.bm25_rank else "bm25 -"
-    return f"{dense}, {bm25}, fused {e.fused_score:.4f}"
+    fused = f", fused {e.fused_score:.4f}" if mode == "hybrid" else ""
+    return f"{dense}, {bm25}{fused}"
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -339,8 +341,9 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width=max(width, 20)) or [""]
 
 
-def _read_questions(path: Path) -> list[str]:
-    """One question a line, or JSON lines with a "question" field (as eval/questions.jsonl)."""
+def _read_questions(path: Path) -> list[tuple[str, str]]:
+    """(id, question) pairs: one question a line (its id the line number), or JSON lines
+    with a "question" and an optional "id" (as eval/questions.jsonl)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -350,12 +353,14 @@ def _read_questions(path: Path) -> list[str]:
         line = line.strip()
         if not line:
             continue
+        qid = str(number)
         if line.startswith("{"):
             try:
-                line = str(json.loads(line)["question"])
+                record = json.loads(line)
+                line, qid = str(record["question"]), str(record.get("id", qid))
             except (ValueError, KeyError, TypeError):
                 raise ConfigError(f'{path}:{number}: a JSON line needs a "question"') from None
-        questions.append(line)
+        questions.append((qid, line))
     if not questions:
         raise ConfigError(f"{path} holds no question")
     return questions
@@ -407,7 +412,7 @@ def ask(
         )
     )
     many = _read_questions(questions_file) if questions_file is not None else None
-    for text in many or [question or ""]:
+    for _, text in many or [("", question or "")]:
         clean_question(text, settings.max_question_chars)
     embedder = SentenceTransformerEmbedder(settings.model)
     report = _ensure(settings, embedder)
@@ -417,7 +422,9 @@ def ask(
     reuse = embedder if embedder.loaded else None
     pipeline = Pipeline.open(settings, embedder=reuse)
     if many is not None:
-        for response in pipeline.ask_many(many, k=k, explain=explain):
+        answers = pipeline.ask_many([q for _, q in many], k=k, explain=explain)
+        for (qid, _), response in zip(many, answers, strict=True):
+            response = response.model_copy(update={"id": qid})
             if json_output:
                 print(response.model_dump_json())
             else:
@@ -547,9 +554,12 @@ def _ints(text: str) -> list[int]:
 @app.command("eval")
 @handle_errors
 def evaluate(
-    questions: Annotated[Path, typer.Option(help="Question file (JSONL, see DESIGN.md).")] = Path(
-        "eval/questions.jsonl"
-    ),
+    questions: Annotated[
+        Path,
+        typer.Option(
+            help="Question file: JSON lines of id, question, answers, doc_ids (see README)."
+        ),
+    ] = Path("eval/questions.jsonl"),
     beir: Annotated[
         Path | None, typer.Option(help="Evaluate a BEIR dataset folder instead.")
     ] = None,

@@ -57,13 +57,20 @@ class Answer(BaseModel):
 
     text: str
     doc_id: str
+    title: str
+    section: str = Field(description="Heading the answer sits under, else the title.")
+    chunk_id: str = Field(description="The passage the answer was taken from.")
     start_char: int = Field(ge=0)
     end_char: int = Field(ge=0)
+    line_start: int = Field(ge=1)
+    line_end: int = Field(ge=1)
+    doc_sha256: str
     rank: int = Field(ge=1, description="Rank of the passage the answer comes from.")
     confidence: float = Field(ge=0.0, le=1.0)
 
 
 class QueryResponse(BaseModel):
+    id: str | None = Field(None, description="The question's id, when it came with one.")
     question: str
     mode: str = Field("dense", description="Retrieval mode: dense, bm25 or hybrid.")
     hits: list[Hit]

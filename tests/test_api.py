@@ -47,12 +47,15 @@ def test_post_query_returns_the_shared_response_model(client):
     )
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"question", "mode", "hits", "answer", "answerable", "took_ms"}
+    assert set(body) == {"id", "question", "mode", "hits", "answer", "answerable", "took_ms"}
     assert len(body["hits"]) == 3 and body["mode"] == "hybrid"
     answer = body["answer"]
     assert body["answerable"] is True and "77 kilometers" in answer["text"]
     text = (SEEDS / answer["doc_id"]).read_bytes().decode("utf-8")
     assert text[answer["start_char"] : answer["end_char"]] == answer["text"]
+    assert answer["line_start"] == text.count("\n", 0, answer["start_char"]) + 1
+    assert answer["line_end"] == text.count("\n", 0, answer["end_char"] - 1) + 1
+    assert answer["section"] and answer["doc_sha256"] == body["hits"][0]["doc_sha256"]
     top = body["hits"][0]
     assert top["doc_id"] == "003_bddc2f2a3ccead0c.txt" and "77 kilometers" in top["text"]
     text = (SEEDS / top["doc_id"]).read_bytes().decode("utf-8")
@@ -232,6 +235,16 @@ def test_api_key_guards_admin_and_optionally_everything(seed_index, seed_pipelin
     assert strict.get("/openapi.json").status_code == 401
     assert strict.get("/openapi.json", headers={"X-API-Key": "s3cret"}).json()["paths"]
     assert strict.get("/docs").status_code == 404 and strict.get("/redoc").status_code == 404
+
+
+def test_the_server_default_k_is_rag_top_k(seed_index, seed_pipeline, real_embedder):
+    from rag.pipeline import Pipeline
+
+    two = seed_index.model_copy(update={"top_k": 2})
+    pipeline = Pipeline(two, seed_pipeline.index, real_embedder)
+    client = make_client(two, pipeline, real_embedder)
+    assert len(client.get("/query", params={"q": "Camp Ashraf"}).json()["hits"]) == 2
+    assert len(client.post("/query", json={"question": "Camp Ashraf"}).json()["hits"]) == 2
 
 
 def test_nan_scores_and_empty_filters(client):

@@ -35,7 +35,7 @@ def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse:
 def query_get(
     pipeline: PipelineDep,
     q: Annotated[str, Query(min_length=1, description="The question.")],
-    k: Annotated[int, Query(ge=1, le=50, description="Passages to return.")] = 5,
+    k: Annotated[int | None, Query(ge=1, le=50, description="Passages (RAG_TOP_K).")] = None,
     min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     mode: Annotated[Literal["dense", "bm25", "hybrid"] | None, Query()] = None,
     explain: Annotated[bool, Query()] = False,

@@ -1,4 +1,4 @@
-"""Question files: one JSON object a line, as DESIGN.md describes."""
+"""Question files: one JSON object a line, as the README's Evaluation section shows."""
 
 from __future__ import annotations
 
