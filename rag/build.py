@@ -15,7 +15,13 @@ from filelock import FileLock
 
 from rag.answer import passage_spans
 from rag.chunking import CHUNKER_VERSION, chunk_layout, with_heading
-from rag.corpus import Document, list_document_files, read_document, sha256_bytes
+from rag.corpus import (
+    Document,
+    current_digest,
+    list_document_files,
+    open_inside,
+    read_document,
+)
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents, vector_key
 from rag.errors import CorpusNotFound, IndexCorrupt, IndexMismatch, RagError
 from rag.lexical import LexicalIndex
@@ -232,8 +238,8 @@ def _settings_match(manifest: Manifest, settings: Settings) -> bool:
 
 
 def index_is_current(settings: Settings, manifest: Manifest) -> bool:
-    """Whether the corpus and settings are what `manifest` was built from. Files whose
-    size and mtime are unchanged are not read; others are hashed."""
+    """Whether the corpus and settings are what `manifest` was built from (a file has
+    changed when `rag.corpus.current_digest` says so, as for a cited span)."""
     if not _settings_match(manifest, settings):
         return False
     indexed = {d.doc_id: d for d in manifest.documents}
@@ -245,11 +251,13 @@ def index_is_current(settings: Settings, manifest: Manifest) -> bool:
         if record is None:
             if manifest.skipped.get(stamp.doc_id) != [stamp.size, stamp.mtime_ns]:
                 return False
-        elif (stamp.size, stamp.mtime_ns) != (record.size, record.mtime_ns):
+        else:
             try:
-                if sha256_bytes(stamp.path.read_bytes()) != record.sha256:
-                    return False
-            except OSError:
+                with open_inside(settings.corpus_dir, stamp.path) as fh:
+                    sha256, _ = current_digest(fh, record.size, record.mtime_ns, record.sha256)
+            except (OSError, RagError):
+                return False
+            if sha256 != record.sha256:
                 return False
     return True
 

@@ -13,6 +13,8 @@ import hashlib
 import logging
 import os
 import stat
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ _BINARY_SNIFF_BYTES = 8192
 # large file is read from the nearest pair instead of decoding the file from its start.
 CHECKPOINT_BYTES = 1 << 16
 _READ_BLOCK = 1 << 20
+_HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -305,3 +308,53 @@ def read_chars(fh: BinaryIO, byte: int, count: int) -> str:
         if not block:
             break
     return "".join(pieces)[:count]
+
+
+class _Digests:
+    """(sha256, characters) of file versions already hashed, by (device, inode, size,
+    mtime): a changed file is hashed once, not on every request."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._seen: OrderedDict[tuple[int, ...], tuple[str, int]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def of(self, fh: BinaryIO, st: os.stat_result) -> tuple[str, int]:
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return self._seen[key]
+        found = _hash_and_count(fh)
+        with self._lock:
+            self._seen[key] = found
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        return found
+
+
+def _hash_and_count(fh: BinaryIO) -> tuple[str, int]:
+    """sha256 and UTF-8 character count of an open file, streamed in blocks."""
+    fh.seek(0)
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    chars = 0
+    while block := fh.read(_HASH_BLOCK):
+        digest.update(block)
+        chars += len(decoder.decode(block))
+    chars += len(decoder.decode(b"", final=True))
+    return digest.hexdigest(), chars
+
+
+_DIGESTS = _Digests()
+
+
+def current_digest(fh: BinaryIO, size: int, mtime_ns: int, sha256: str) -> tuple[str, int | None]:
+    """(sha256, characters or None) of an open file that was indexed with this size,
+    mtime and sha256. The one definition of "changed since indexing": an unchanged size
+    and mtime means unchanged (nothing is read); otherwise the content is hashed, once
+    per change of the file. Characters are None when nothing was read."""
+    st = os.fstat(fh.fileno())
+    if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+        return sha256, None
+    return _DIGESTS.of(fh, st)

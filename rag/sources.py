@@ -9,23 +9,16 @@ those differ is it hashed, once per change (the result is remembered).
 from __future__ import annotations
 
 import bisect
-import codecs
-import hashlib
 import math
-import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from rag.corpus import open_document, read_chars
+from rag.corpus import current_digest, open_document, read_chars
 from rag.errors import InvalidSpan, SourceUnavailable
 from rag.store import DocumentRecord
 
 # The longest span (context included) served in one piece: a reader asks for a range.
 MAX_SPAN_CHARS = 1_000_000
-_HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -46,45 +39,6 @@ class CitedSpan:
     line_end: int  # 1-based line of the span's last character
 
 
-class _Digests:
-    """(sha256, characters) of file versions already hashed, by (device, inode, size,
-    mtime): a changed file is hashed once, not on every request."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._seen: OrderedDict[tuple[int, ...], tuple[str, int]] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def of(self, fh: BinaryIO, st: os.stat_result) -> tuple[str, int]:
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        with self._lock:
-            if key in self._seen:
-                self._seen.move_to_end(key)
-                return self._seen[key]
-        found = _hash_and_count(fh)
-        with self._lock:
-            self._seen[key] = found
-            while len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-        return found
-
-
-def _hash_and_count(fh: BinaryIO) -> tuple[str, int]:
-    """sha256 and UTF-8 character count of an open file, streamed in blocks."""
-    fh.seek(0)
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    chars = 0
-    while block := fh.read(_HASH_BLOCK):
-        digest.update(block)
-        chars += len(decoder.decode(block))
-    chars += len(decoder.decode(b"", final=True))
-    return digest.hexdigest(), chars
-
-
-_DIGESTS = _Digests()
-
-
 def read_cited_span(
     corpus_dir: Path,
     record: DocumentRecord,
@@ -99,11 +53,9 @@ def read_cited_span(
     corpus, SourceUnavailable when it cannot be read."""
     try:
         with open_document(corpus_dir, record.doc_id) as fh:
-            st = os.fstat(fh.fileno())
-            if (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns):
-                sha256, chars = record.sha256, record.chars
-            else:
-                sha256, chars = _DIGESTS.of(fh, st)
+            sha256, chars = current_digest(fh, record.size, record.mtime_ns, record.sha256)
+            if sha256 == record.sha256:
+                chars = record.chars
             stale = sha256 != record.sha256
             lo = 0 if start is None else start
             hi = chars if end is None else end

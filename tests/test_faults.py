@@ -338,13 +338,13 @@ def test_spans_read_from_checkpoints_equal_slices_of_the_whole_text(tmp_path: Pa
 def test_staleness_is_decided_by_size_and_mtime_and_hashed_once(
     fake_settings: Settings, monkeypatch
 ):
-    import rag.sources
+    import rag.corpus
 
     build_index(fake_settings, embedder=FakeEmbedder())
     record = indexed_records(fake_settings.index_dir)[DOC]
     calls = []
-    real = rag.sources._hash_and_count
-    monkeypatch.setattr(rag.sources, "_hash_and_count", lambda fh: calls.append(1) or real(fh))
+    real = rag.corpus._hash_and_count
+    monkeypatch.setattr(rag.corpus, "_hash_and_count", lambda fh: calls.append(1) or real(fh))
     assert not read_cited_span(fake_settings.corpus_dir, record, 0, 10).stale
     assert calls == []  # size and mtime as indexed: no hashing
     os.utime(fake_settings.corpus_dir / DOC, ns=(1, 1))  # touched, same content
@@ -373,3 +373,24 @@ def test_hits_cap_also_in_and_count_the_rest(fake_settings: Settings):
     assert len(hit.also_in) == MAX_ALSO_IN
     assert len(hit.also_in) + hit.also_in_more == 40
     assert len(json.dumps(hit.model_dump())) < 20_000
+
+
+def test_show_and_ask_agree_on_what_changed(fake_settings: Settings):
+    """One definition of "changed since indexing" serves cited spans and rebuild checks."""
+    from rag.build import index_is_current
+    from rag.store import live_manifest
+
+    build_index(fake_settings, embedder=FakeEmbedder())
+    record = indexed_records(fake_settings.index_dir)[DOC]
+    path = fake_settings.corpus_dir / DOC
+
+    def views() -> tuple[bool, bool]:
+        stale = read_cited_span(fake_settings.corpus_dir, record, 0, 10).stale
+        current = index_is_current(fake_settings, live_manifest(fake_settings.index_dir))
+        return stale, current
+
+    assert views() == (False, True)
+    os.utime(path, ns=(5, 5))  # touched: same content
+    assert views() == (False, True)
+    path.write_text(path.read_text("utf-8") + "\nOne more line.\n", "utf-8")
+    assert views() == (True, False)
