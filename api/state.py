@@ -27,7 +27,12 @@ class ServerState:
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self) -> None:
-        """Build the index if there is none (or the corpus changed), then load it."""
+        """Build the index if there is none (or the corpus changed), then load it. Holds
+        the reload lock: a reload asked for meanwhile waits, and then loads after it."""
+        with self._reload_lock:
+            self._load()
+
+    def _load(self) -> None:
         try:
             self.settings = settings_as_built(self.settings)  # the index as it was built
             builder = SentenceTransformerEmbedder(self.settings.model)

@@ -27,6 +27,7 @@ import os
 import shutil
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ import numpy as np
 
 from rag.duplicates import DuplicateGroups
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
+from rag.holds import hold_build, holds_supported, release, unheld
 from rag.lexical import LexicalIndex
 from rag.models import DocumentInfo
 from rag.vector_index import read_vector_index, write_vector_index
@@ -296,10 +298,27 @@ def verify_files(build: Path, manifest: Manifest, names: Iterable[str] | None = 
 
 
 def load_index(index_dir: Path, model: str | None = None) -> IndexData:
-    """Load the live index, checking it against its manifest and the configured model."""
-    build = current_build(index_dir)
-    if build is None:
-        raise IndexNotFound(f"no index in {index_dir}; run `rag index` to build it")
+    """Load the live index, checking it against its manifest and the configured model.
+    The build is held (rag.holds) for as long as the returned index lives."""
+    for _ in range(3):
+        build = current_build(index_dir)
+        if build is None:
+            raise IndexNotFound(f"no index in {index_dir}; run `rag index` to build it")
+        try:
+            hold = hold_build(build)
+        except FileNotFoundError:  # replaced and removed since CURRENT was read: again
+            continue
+        try:
+            index = _load_build(index_dir, build, model)
+        except BaseException:
+            release(hold)
+            raise
+        weakref.finalize(index, release, hold)
+        return index
+    raise IndexCorrupt(f"the index in {index_dir} kept changing while loading; retry")
+
+
+def _load_build(index_dir: Path, build: Path, model: str | None) -> IndexData:
     manifest = read_manifest(build)
     if model is not None and manifest.model != model:
         raise IndexMismatch(
@@ -434,11 +453,17 @@ def publish_build(index_dir: Path, build: Path) -> None:
 
 
 def remove_stale_builds(index_dir: Path, keep: set[Path | None]) -> None:
-    """Remove builds but those in `keep` (the live one and the one before it, which a
-    reader may have opened just now), with what interrupted builds left behind.
-    Callers hold the build lock, so no other build is being written meanwhile."""
+    """Remove builds but those in `keep` (the live one and the one before it, the fallback
+    of a damaged pointer) and those a reader holds (rag.holds), with what interrupted
+    builds left behind. Callers hold the build lock, so no build is being written."""
     for path in index_dir.iterdir():
         if path.is_dir() and path.name.startswith(_BUILD_PREFIX) and path not in keep:
+            fd = unheld(path)
+            if fd is None and holds_supported():
+                LOG.info("kept %s: a reader still uses it", path.name)
+                continue
             shutil.rmtree(path, ignore_errors=True)
+            if fd is not None and fd >= 0:
+                release(fd)
     for tmp in index_dir.glob(f".{POINTER}.*.tmp"):
         tmp.unlink(missing_ok=True)

@@ -394,3 +394,22 @@ def test_show_and_ask_agree_on_what_changed(fake_settings: Settings):
     assert views() == (False, True)
     path.write_text(path.read_text("utf-8") + "\nOne more line.\n", "utf-8")
     assert views() == (True, False)
+
+
+def test_a_build_in_use_is_not_removed_by_later_publishes(fake_settings: Settings):
+    import gc
+
+    build_index(fake_settings, embedder=FakeEmbedder())
+    reader = Pipeline.open(fake_settings, embedder=FakeEmbedder())
+    held = reader.index.path
+    for n in range(3):  # three more builds: the held one is third-newest and older
+        (fake_settings.corpus_dir / f"new-{n}.txt").write_text(f"Note {n} on rain.\n", "utf-8")
+        build_index(fake_settings, embedder=FakeEmbedder())
+    assert held.exists() and held != current_build(fake_settings.index_dir)
+    assert reader.ask("Montazeri audio tape", k=3).hits  # still answers from its build
+    del reader
+    gc.collect()
+    (fake_settings.corpus_dir / "new-last.txt").write_text("A last note.\n", "utf-8")
+    build_index(fake_settings, embedder=FakeEmbedder())
+    assert not held.exists()  # released: removed by the next publish
+    assert len(_builds(fake_settings.index_dir)) == 2
