@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.build import build_index
 from rag.errors import ConfigError
 from rag.evaluation import evaluate_beir, evaluate_questions, load_questions
 from rag.evaluation.metrics import (
@@ -22,6 +21,7 @@ from rag.evaluation.metrics import (
 from rag.evaluation.questions import Question
 from rag.models import Hit, Location
 from rag.settings import load_settings
+from rag.store import current_build
 
 from .conftest import REPO, SEEDS, FakeEmbedder
 
@@ -223,4 +223,17 @@ def test_sweep_builds_one_index_per_setting(fake_settings, tmp_path):
     passages = {(r["chunk_size"], r["chunk_overlap"]): r["passages"] for r in rows}
     assert passages[(400, 0)] > passages[(800, 0)]  # smaller chunks, more of them
     assert sweep_markdown(rows).count("\n") == len(rows) + 1
-    build_index(settings, embedder=FakeEmbedder())  # the main index is untouched by a sweep
+    assert current_build(settings.index_dir) is None  # a sweep never touches the main index
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_beir_qrels_with_or_without_a_header(tmp_path: Path, header: bool):
+    from rag.evaluation.harness import load_beir_qrels
+
+    path = tmp_path / "test.tsv"
+    rows = "q1\td1\t2\nq1\td2\t1\nq2\td3\t1\n"
+    path.write_text(("query-id\tcorpus-id\tscore\n" if header else "") + rows, "utf-8")
+    assert load_beir_qrels(path) == {"q1": {"d1": 2, "d2": 1}, "q2": {"d3": 1}}
+    path.write_text(rows + "q3\td4\thigh\n", "utf-8")
+    with pytest.raises(ConfigError, match=":4: the score 'high'"):
+        load_beir_qrels(path)

@@ -60,6 +60,35 @@ def test_structures_round_trip_through_disk(tmp_path: Path, kind: str):
         assert (got[:, 0] == np.arange(20)).all()
 
 
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+def test_approximate_search_finds_the_exact_neighbours_at_scale(kind: str):
+    """At 20k clustered vectors (where structures stop being exact), the candidates of
+    HNSW and IVF-PQ, rescored exactly as rag.search does, hold the exact top 10."""
+    import faiss
+
+    from rag.search import ANN_REFINE
+
+    rng = np.random.default_rng(3)
+    n, d, k = 20_000, 64, 10
+    centers = rng.standard_normal((200, d))
+    xb = centers[rng.integers(0, 200, n)] + 0.5 * rng.standard_normal((n, d))
+    xb = (xb / np.linalg.norm(xb, axis=1, keepdims=True)).astype(np.float32)
+    xq = xb[rng.choice(n, 100, replace=False)] + 0.1 * rng.standard_normal((100, d))
+    xq = (xq / np.linalg.norm(xq, axis=1, keepdims=True)).astype(np.float32)
+    exact = faiss.IndexFlatIP(d)
+    exact.add(xb)
+    _, I_exact = exact.search(xq, k)
+    index, _ = build_vector_index(xb, kind)
+    wide = k * (ANN_REFINE if kind == "ivfpq" else 1)
+    _, I = index.search(xq, wide, params=search_parameters(kind, 256, 32))
+    found = []
+    for row, candidates in enumerate(I):
+        candidates = candidates[candidates >= 0]
+        rescored = candidates[np.argsort(-(xb[candidates] @ xq[row]))][:k]
+        found.append(len(set(rescored.tolist()) & set(I_exact[row].tolist())) / k)
+    assert np.mean(found) >= 0.95, np.mean(found)
+
+
 @pytest.fixture(scope="module")
 def indexes(seed_index: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Settings]:
     """The seed index rebuilt as each structure, from its stored vectors (no embedding)."""

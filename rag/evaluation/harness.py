@@ -188,10 +188,17 @@ def load_beir_qrels(path: Path) -> dict[str, dict[str, int]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read {path} ({exc}); BEIR needs qrels/test.tsv") from None
-    for line in lines[1:]:  # header: query-id corpus-id score
+    for number, line in enumerate(lines, 1):
         parts = line.split("\t")
-        if len(parts) >= 3:
-            qrels.setdefault(parts[0], {})[parts[1]] = int(float(parts[2]))
+        if len(parts) < 3 or not line.strip():
+            continue
+        try:
+            score = int(float(parts[2]))
+        except ValueError:
+            if number == 1:  # a header line (query-id corpus-id score): BEIR files have one
+                continue
+            raise ConfigError(f"{path}:{number}: the score {parts[2]!r} is not a number") from None
+        qrels.setdefault(parts[0], {})[parts[1]] = score
     return qrels
 
 
