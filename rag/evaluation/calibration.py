@@ -7,6 +7,7 @@ import numpy as np
 
 from rag.answer import SentenceScore, confidence
 from rag.evaluation.questions import Question
+from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline
 
 FEATURES = ("cosine", "coverage", "unseen")
@@ -26,21 +27,13 @@ def collect(
     return rows
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.1, steps: int = 100) -> np.ndarray:
-    """Weights (bias first) of a ridge-regularized logistic regression, by Newton steps."""
-    X = np.hstack([np.ones((len(x), 1)), x])
-    w = np.zeros(X.shape[1])
-    ridge = l2 * np.eye(X.shape[1])
-    ridge[0, 0] = 0.0  # the bias is not shrunk
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-X @ w))
-        gradient = X.T @ (p - y) + ridge @ w
-        hessian = X.T @ (X * (p * (1 - p))[:, None]) + ridge + 1e-9 * np.eye(X.shape[1])
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.1) -> np.ndarray:
+    """Weights (bias first) of a ridge-regularized logistic regression (scikit-learn's,
+    the bias not shrunk: C = 1 / l2 on the summed log loss)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1.0 / l2, solver="lbfgs", max_iter=1000).fit(x, y)
+    return np.concatenate([model.intercept_, model.coef_[0]])
 
 
 def _weights(w: np.ndarray) -> dict[str, float]:
@@ -137,12 +130,10 @@ def calibrate_markdown(result: dict[str, object], questions_file: object) -> str
         + ", ".join(f"{k} {v:.3f}" for k, v in weights.items())  # type: ignore[union-attr]
         + f"; threshold {result['threshold']}.",
         "",
-        "| figure | in-sample | leave-one-out |",
-        "|---|---:|---:|",
     ]
     inside, held_out = result["in-sample"], result["leave-one-out"]
-    for name in inside:  # type: ignore[union-attr]
-        lines.append(f"| {name} | {inside[name]:.3f} | {held_out[name]:.3f} |")  # type: ignore[index]
+    rows = [[n, f"{inside[n]:.3f}", f"{held_out[n]:.3f}"] for n in inside]  # type: ignore[index,union-attr]
+    lines.append(markdown(rows, ["figure", "in-sample", "leave-one-out"]))
     lines += ["", "Confidence of each question's best sentence:", ""]
     lines += [f"- {qid}: {c}" for qid, c in result["confidences"].items()]  # type: ignore[union-attr]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from tabulate import tabulate
 
 from rag.evaluation.results import EvalReport
 
@@ -47,14 +48,16 @@ def print_table(report: EvalReport, console: Console) -> None:
 
 def markdown_table(report: EvalReport) -> str:
     names = metric_names(report)
-    lines = [
-        "| mode | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
+    rows = [
+        [mode.mode, *(_fmt(n, mode.metrics.get(n, math.nan)) for n in names)]
+        for mode in report.modes
     ]
-    for mode in report.modes:
-        cells = (_fmt(n, mode.metrics.get(n, math.nan)) for n in names)
-        lines.append(f"| {mode.mode} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown(rows, ["mode", *names])
+
+
+def markdown(rows: list[list], headers: list[str]) -> str:
+    """A Markdown (GitHub) table; cells are written as given, numbers right-aligned."""
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _snippet(text: str | None, width: int = 160) -> str:

@@ -8,6 +8,7 @@ from rag.build import build_index
 from rag.embedding import Embedder
 from rag.evaluation.harness import evaluate_questions
 from rag.evaluation.questions import Question
+from rag.evaluation.report import markdown
 from rag.pipeline import MODES, Pipeline
 from rag.settings import Settings
 
@@ -53,7 +54,4 @@ def run_sweep(
 
 def sweep_markdown(rows: list[dict[str, object]]) -> str:
     head = ["chunk_size", "chunk_overlap", "mode", "passages", *SWEEP_COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
-    for row in rows:
-        lines.append("| " + " | ".join(str(row[h]) for h in head) + " |")
-    return "\n".join(lines)
+    return markdown([[str(row[h]) for h in head] for row in rows], head)
