@@ -37,8 +37,8 @@ from rag.build import build_index
 from rag.chunking import with_heading
 from rag.embedding import SentenceTransformerEmbedder
 from rag.evaluation.metrics import percentile
-from rag.evaluation.questions import load_questions
 from rag.pipeline import Pipeline, ensure_index
+from rag.questions import load_questions
 from rag.settings import Settings, load_settings
 from rag.store import current_build
 

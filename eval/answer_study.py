@@ -15,8 +15,8 @@ import numpy as np
 
 from rag.answer import _terms, candidate_spans
 from rag.embedding import embed_query
-from rag.evaluation.questions import load_questions
 from rag.pipeline import Pipeline
+from rag.questions import load_questions
 from rag.settings import Settings
 
 PASSAGES = (1, 3, 5)

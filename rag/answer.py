@@ -15,7 +15,7 @@ from rag.lexical import tokenize
 from rag.models import Answer, Hit
 from rag.structure import split_sentences
 
-# Logistic calibration of the confidence, fitted by `rag eval --calibrate` on
+# Logistic calibration of the confidence, fitted by `rag eval calibrate` on
 # eval/questions.jsonl (answerable against unanswerable questions); see eval/abstention.md.
 CONFIDENCE_WEIGHTS = {"bias": -0.783, "cosine": 4.731, "coverage": 1.698, "unseen": -3.167}
 # Which span answers: meaning first, the question's own words next; a span from a lower

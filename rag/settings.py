@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         DEFAULT_MODEL,
         description="sentence-transformers model: the bundled default, a local folder or a name.",
     )
-    # Chosen with `rag eval --sweep` on eval/questions.jsonl (eval/sweep.md): 600/300 is
+    # Chosen with `rag eval sweep` on eval/questions.jsonl (eval/sweep.md): 600/300 is
     # within one question of the best MRR@10 (400/300) with 38% fewer passages, and ~130
     # word pieces fit MiniLM's 256-token window with room for the section heading.
     chunk_size: int = Field(600, ge=100, le=20_000, description="Largest chunk, in characters.")
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         True, description="Export the model to ONNX at index time and answer with it."
     )
     answers: bool = Field(True, description="Extract the answering sentence (and abstain).")
-    # Calibrated with `rag eval --calibrate` (eval/abstention.md): the most unanswerable
+    # Calibrated with `rag eval calibrate` (eval/abstention.md): the most unanswerable
     # questions rejected with at most one answerable question wrongly rejected.
     answer_threshold: float = Field(
         0.487, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."

@@ -256,3 +256,24 @@ def test_progress_is_logged_when_stderr_is_not_a_terminal(
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("embedding: ")]
     assert len(lines) >= 5 and "(100%)" in lines[-1] and "elapsed" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["eval", "run", "--questions", "/nonexistent.jsonl"], "cannot read question file"),
+        (["eval", "beir", "/nonexistent-beir"], "BEIR"),
+        (["eval", "sweep", "--sizes", "big"], "comma-separated"),
+    ],
+)
+def test_eval_subcommands_fail_in_one_line(args, message):
+    result = rag(*args, env={"RAG_CORPUS_DIR": str(SEEDS)})
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr or message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_lists_its_subcommands():
+    result = rag("eval", "--help")
+    assert result.exit_code == 0
+    assert all(name in result.stdout for name in ("run", "beir", "sweep", "calibrate"))

@@ -18,8 +18,8 @@ from rag.evaluation.metrics import (
     passage_metrics,
     percentile,
 )
-from rag.evaluation.questions import Question
 from rag.models import Hit, Location
+from rag.questions import Question
 from rag.settings import load_settings
 from rag.store import current_build
 
@@ -196,7 +196,16 @@ def test_rag_eval_cli_writes_json_report_and_plot(seed_index, real_embedder, mon
     env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(seed_index.index_dir)}
     result = CliRunner().invoke(
         app,
-        ["eval", "--questions", str(questions), "--json", str(out_json), "--report", str(out_md)],
+        [
+            "eval",
+            "run",
+            "--questions",
+            str(questions),
+            "--json",
+            str(out_json),
+            "--report",
+            str(out_md),
+        ],
         env=env,
     )
     assert result.exit_code == 0, result.output

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from rag.answer import SentenceScore, confidence
-from rag.evaluation.questions import Question
 from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline
+from rag.questions import Question
 
 FEATURES = ("cosine", "coverage", "unseen")
 
@@ -120,7 +120,7 @@ def calibrate_markdown(result: dict[str, object], questions_file: object) -> str
     lines = [
         "# Answer confidence and abstention",
         "",
-        f"Fitted by `rag eval --calibrate` on `{questions_file}`: a logistic model of the best "
+        f"Fitted by `rag eval calibrate` on `{questions_file}`: a logistic model of the best "
         "span's cosine with the question, its share of the question's content words, and the "
         "share of the question's content words that the corpus never uses, "
         "answerable (1) against unanswerable (0) questions. The threshold abstains on the most "

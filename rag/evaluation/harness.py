@@ -23,10 +23,10 @@ from rag.evaluation.metrics import (
     passage_metrics,
     percentile,
 )
-from rag.evaluation.questions import Question
 from rag.evaluation.results import EvalReport, ModeReport, QuestionResult
 from rag.models import QueryResponse
 from rag.pipeline import Pipeline
+from rag.questions import Question
 from rag.search import MODES
 from rag.settings import Settings
 

@@ -8,8 +8,8 @@ import math
 import ir_measures
 from ir_measures import RR, R, Success, nDCG
 
-from rag.evaluation.questions import Question
 from rag.models import Hit
+from rag.questions import Question
 
 HIT_AT_KS = tuple(range(1, 11))
 

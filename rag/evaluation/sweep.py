@@ -7,9 +7,9 @@ import hashlib
 from rag.build import build_index
 from rag.embedding import Embedder
 from rag.evaluation.harness import evaluate_questions
-from rag.evaluation.questions import Question
 from rag.evaluation.report import markdown
 from rag.pipeline import MODES, Pipeline
+from rag.questions import Question
 from rag.settings import Settings
 
 SWEEP_COLUMNS = ("Hit@1", "Hit@5", "MRR@10", "Recall@5 (doc)", "nDCG@10 (doc)")

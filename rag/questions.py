@@ -1,4 +1,5 @@
-"""Question files: one JSON object a line, as the README's Evaluation section shows."""
+"""Question files: for evaluation, one JSON object a line with the answers (the README's
+Evaluation section); for `rag ask --questions`, also plain lines of questions."""
 
 from __future__ import annotations
 
@@ -44,6 +45,31 @@ def load_questions(path: Path) -> list[Question]:
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: question ids repeat; give each question its own id")
+    if not questions:
+        raise ConfigError(f"{path} holds no question")
+    return questions
+
+
+def read_questions(path: Path) -> list[tuple[str, str]]:
+    """(id, question) pairs: one question a line (its id the line number), or JSON lines
+    with a "question" and an optional "id" (as eval/questions.jsonl)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read questions from {path} ({exc})") from None
+    questions = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        qid = str(number)
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+                line, qid = str(record["question"]), str(record.get("id", qid))
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(f'{path}:{number}: a JSON line needs a "question"') from None
+        questions.append((qid, line))
     if not questions:
         raise ConfigError(f"{path} holds no question")
     return questions
