@@ -87,9 +87,9 @@ def settings_for(corpus: Path, index: Path):
 
 def child_build(corpus: str, index: str) -> None:
     """The build that gets killed (run in its own process)."""
-    import rag.build
+    import rag.vector_sources
 
-    rag.build.COMMIT_TEXTS = 64  # commit often, so that kills leave something to resume
+    rag.vector_sources.COMMIT_TEXTS = 64  # commit often, so that kills leave something to resume
     print("start", flush=True)
     build_index(
         settings_for(Path(corpus), Path(index)), embedder=HashEmbedder(delay=0.15), rebuild=False

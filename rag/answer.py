@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.chunking import passage_spans
 from rag.embedding import Embedder
 from rag.lexical import tokenize
 from rag.models import Answer, Hit
-from rag.structure import split_sentences
 
 # Logistic calibration of the confidence, fitted by `rag eval calibrate` on
 # eval/questions.jsonl (answerable against unanswerable questions); see eval/abstention.md.
@@ -26,9 +26,6 @@ RANK_PENALTY = 0.1
 PAIR_BONUS = 0.1
 _PASSAGES_READ = 3  # spans are taken from this many top passages
 _EMBEDDED_SPANS = 4  # without stored span vectors, at most this many are embedded
-# A span is one sentence or two of the same paragraph: news prose often names the subject
-# in one sentence and gives the figure in the next.
-SPAN_CHARS = 320
 
 
 _NUMBER = re.compile(r"\d")
@@ -94,22 +91,6 @@ def confidence(features: dict[str, float], weights: dict[str, float] = CONFIDENC
 
 
 Candidate = tuple[Hit, int, int, str, int]  # hit, start and end in the document, text, sentences
-
-
-def passage_spans(text: str, section: str) -> list[tuple[int, int, int]]:
-    """(start, end, sentences) of every sentence of a passage and of every pair of
-    consecutive sentences of one paragraph that fits in SPAN_CHARS; headings left out.
-    The index embeds these once; questions look them up."""
-    spans = []
-    for line in re.finditer(r"[^\n]+", text):  # a heading line is not a sentence start
-        if line.group().strip() == section:
-            continue  # headings name a topic; they do not answer
-        sentences = split_sentences(text, line.start(), line.end())
-        for i, (start, end) in enumerate(sentences):
-            spans.append((start, end, 1))
-            if i + 1 < len(sentences) and sentences[i + 1][1] - start <= SPAN_CHARS:
-                spans.append((start, sentences[i + 1][1], 2))
-    return spans
 
 
 def candidate_spans(hits: list[Hit], passages: int = _PASSAGES_READ) -> list[Candidate]:

@@ -3,9 +3,10 @@ a heading or a boilerplate line, each an exact slice of the document text."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from rag.structure import Layout, analyze_layout
+from rag.structure import Layout, analyze_layout, split_sentences
 
 # Bumped whenever chunk boundaries change for the same settings, so that indexes rebuild.
 CHUNKER_VERSION = 1
@@ -135,3 +136,24 @@ def chunk_document(doc_id: str, text: str, size: int, overlap: int) -> list[Chun
     `overlap` characters of whole sentences carried over), each under its section."""
     layout = analyze_layout(text, fallback_title=doc_id.rsplit("/", 1)[-1].rsplit(".", 1)[0])
     return chunk_layout(doc_id, text, layout, size, overlap)
+
+
+# An answer span is one sentence or two of the same paragraph: news prose often names the
+# subject in one sentence and gives the figure in the next.
+SPAN_CHARS = 320
+
+
+def passage_spans(text: str, section: str) -> list[tuple[int, int, int]]:
+    """(start, end, sentences) of every sentence of a passage and of every pair of
+    consecutive sentences of one paragraph that fits in SPAN_CHARS; headings left out.
+    The index embeds these once; questions look them up."""
+    spans = []
+    for line in re.finditer(r"[^\n]+", text):  # a heading line is not a sentence start
+        if line.group().strip() == section:
+            continue  # headings name a topic; they do not answer
+        sentences = split_sentences(text, line.start(), line.end())
+        for i, (start, end) in enumerate(sentences):
+            spans.append((start, end, 1))
+            if i + 1 < len(sentences) and sentences[i + 1][1] - start <= SPAN_CHARS:
+                spans.append((start, sentences[i + 1][1], 2))
+    return spans

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedding import TextKind, resolve_model_path
+from rag.embedding import SentenceTransformerEmbedder, TextKind, resolve_model_path
+from rag.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -195,3 +196,19 @@ def open_fast_embedder(index_dir: Path, model: str) -> OnnxEmbedder | None:
     except (ImportError, OSError, ValueError, RuntimeError) as exc:
         LOG.warning("ONNX encoder not usable (%s): using sentence-transformers", exc)
         return None
+
+
+def export_fast_encoder(settings: Settings, embedder: SentenceTransformerEmbedder) -> None:
+    """Export the query encoder to ONNX once per model (loading the model if need be)."""
+    target = encoder_dir(settings.index_dir, settings.model)
+    if target.exists():
+        return
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return
+    try:
+        if export_encoder(settings.model, embedder.load(), target):
+            LOG.info("exported the query encoder to %s", target)
+    except Exception as exc:  # noqa: BLE001 - the slow path still works; say why once
+        LOG.warning("ONNX export failed (%s): questions use sentence-transformers", exc)

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answer import SentenceScore, answer_of, best_sentence, confidence, score_sentences
-from rag.build import BuildReport, Progress, build_index, export_fast_encoder, index_is_current
+from rag.build import BuildReport, build_index
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query, vector_key
 from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
+from rag.freshness import index_is_current
 from rag.models import DocumentInfo, Hit, QueryResponse
+from rag.onnx_encoder import export_fast_encoder
 from rag.params import settings_as_built
 from rag.search import MODES, hit_of, rows_of_documents, search
 from rag.settings import Settings
 from rag.store import IndexData, current_build, load_index, read_manifest
+from rag.vector_sources import Progress
 
 LOG = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

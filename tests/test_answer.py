@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rag.answer import SPAN_CHARS, answer_type_match, candidate_spans, confidence
+from rag.answer import answer_type_match, candidate_spans, confidence
+from rag.chunking import SPAN_CHARS
 from rag.corpus import read_document_text
 from rag.evaluation.calibration import choose_threshold, fit_logistic
 from rag.lexical import LexicalIndex

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import rag.build
+import rag.vector_sources
 from api.main import create_app
 from rag.build import build_index
 from rag.corpus import list_document_files, read_document_text
@@ -255,7 +255,7 @@ class _Crashing(FakeEmbedder):
 
 
 def test_an_interrupted_build_resumes_where_it_stopped(fake_settings: Settings, monkeypatch):
-    monkeypatch.setattr(rag.build, "COMMIT_TEXTS", 100)
+    monkeypatch.setattr(rag.vector_sources, "COMMIT_TEXTS", 100)
     first = _Crashing(limit=450)
     with pytest.raises(KeyboardInterrupt):
         build_index(fake_settings, embedder=first)
@@ -377,7 +377,7 @@ def test_hits_cap_also_in_and_count_the_rest(fake_settings: Settings):
 
 def test_show_and_ask_agree_on_what_changed(fake_settings: Settings):
     """One definition of "changed since indexing" serves cited spans and rebuild checks."""
-    from rag.build import index_is_current
+    from rag.freshness import index_is_current
     from rag.store import live_manifest
 
     build_index(fake_settings, embedder=FakeEmbedder())

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.build import answer_span_texts, build_index, index_is_current
+from rag.build import build_index
 from rag.embedding import vector_key
 from rag.errors import CorpusNotFound, IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.freshness import index_is_current
+from rag.passages import answer_span_texts
 from rag.pipeline import Pipeline, ensure_index
 from rag.settings import Settings
 from rag.store import (

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from rag.build import Progress, build_index
+from rag.build import build_index
 from rag.corpus import read_document_text
 from rag.embedding import Embedder
 from rag.errors import ConfigError
@@ -29,6 +29,7 @@ from rag.pipeline import Pipeline
 from rag.questions import Question
 from rag.search import MODES
 from rag.settings import Settings
+from rag.vector_sources import Progress
 
 Tick = Callable[[int, int], None]  # (done, total) questions
 

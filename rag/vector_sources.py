@@ -1,0 +1,158 @@
+"""Where each vector of a build comes from: the previous build (once its checksums pass),
+the vector cache (an interrupted or earlier build), or the model, in that order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from rag.embedding import Embedder, embed_documents
+from rag.errors import IndexCorrupt, IndexMismatch, RagError
+from rag.settings import Settings
+from rag.store import (
+    CHUNKS,
+    SPAN_KEYS,
+    SPAN_VECTORS,
+    VECTORS,
+    ChunkRecord,
+    Manifest,
+    current_build,
+    newest_complete_build,
+    read_chunks,
+    read_manifest,
+    read_spans,
+    read_vectors,
+    verify_files,
+)
+from rag.vector_cache import VectorCache
+
+LOG = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total) texts embedded
+
+
+@dataclass
+class PreviousBuild:
+    manifest: Manifest | None  # None when unreadable (an older format): vectors still serve
+    chunks: list[ChunkRecord]
+    vectors: np.ndarray
+    span_keys: np.ndarray  # vector keys (bytes) of the answer spans, sorted
+    span_vectors: np.ndarray
+    build: Path
+    live: bool = True  # False: an older intact build, the pointer being damaged
+
+    def intact(self) -> bool:
+        """Whether every file of the build (not only the reused ones) passes its checksum."""
+        if self.manifest is None:
+            return False
+        try:
+            verify_files(self.build, self.manifest)
+        except RagError as exc:
+            LOG.warning("%s", exc)
+            return False
+        return True
+
+
+class VectorSources:
+    """Where each needed vector is: in the previous build, the vector cache (an
+    interrupted or earlier build), or just embedded. The first place a key is found wins."""
+
+    def __init__(self) -> None:
+        self.arrays: list[np.ndarray] = []
+        self.where: dict[str, tuple[int, int]] = {}
+
+    def add(self, keys: Iterable[str], array: np.ndarray) -> None:
+        number = len(self.arrays)
+        self.arrays.append(array)
+        for row, key in enumerate(keys):
+            self.where.setdefault(key, (number, row))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.where
+
+    def assemble(self, keys: list[str], dimension: int) -> np.ndarray:
+        vectors = np.empty((len(keys), dimension), np.float32)
+        for row, key in enumerate(keys):
+            number, at = self.where[key]
+            vectors[row] = self.arrays[number][at]
+        return vectors
+
+
+def reusable_build(build: Path) -> PreviousBuild:
+    """A build's passages and vectors once their checksums pass (RagError otherwise). A
+    build of an older format has no checksums: its vectors, keyed by (model, text), are
+    reused as they are."""
+    try:
+        manifest: Manifest | None = read_manifest(build)
+    except IndexMismatch as exc:
+        LOG.warning("%s: all documents count as added", exc)
+        manifest = None
+    if manifest is not None:
+        verify_files(build, manifest, [CHUNKS, VECTORS, SPAN_KEYS, SPAN_VECTORS])
+    chunks, vectors, (span_keys, span_vectors) = (
+        read_chunks(build),
+        read_vectors(build),
+        read_spans(build),
+    )
+    return PreviousBuild(manifest, chunks, vectors, span_keys, span_vectors, build)
+
+
+def previous_build(index_dir: Path) -> PreviousBuild | None:
+    """The last build's passages and vectors, for reuse. When the pointer or the live
+    build is damaged, the newest intact build serves instead."""
+    damaged = False
+    try:
+        build = current_build(index_dir)
+    except IndexCorrupt as exc:
+        LOG.warning("%s", exc)
+        build, damaged = None, True
+    if build is None and not damaged:
+        return None
+    if build is not None:
+        try:
+            return reusable_build(build)
+        except RagError as exc:
+            LOG.warning("previous index not reusable: %s", exc)
+    fallback = newest_complete_build(index_dir)
+    if fallback is None or fallback == build:
+        LOG.warning("no intact build to reuse: embedding everything again")
+        return None
+    LOG.warning("reusing the vectors of %s", fallback.name)
+    return replace(reusable_build(fallback), live=False)
+
+
+# Fresh vectors are committed to the vector cache at least this often (texts), so that a
+# killed build loses at most a minute or so of embedding on two cores.
+COMMIT_TEXTS = 2048
+
+
+def embed_and_cache(
+    embedder: Embedder,
+    missing: dict[str, str],
+    cache: VectorCache,
+    settings: Settings,
+    progress: Progress | None,
+) -> np.ndarray:
+    """Embed `missing` (key -> text) in order, committing each group of vectors to the
+    cache as soon as it is embedded."""
+    keys, texts = list(missing), list(missing.values())
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, len(texts))
+
+    parts = []
+    for start in range(0, len(texts), COMMIT_TEXTS):
+        part = embed_documents(
+            embedder, texts[start : start + COMMIT_TEXTS], settings.batch_size, advance
+        )
+        cache.save(keys[start : start + COMMIT_TEXTS], part)
+        parts.append(part)
+    return np.vstack(parts)
