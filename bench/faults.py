@@ -51,8 +51,9 @@ from api.main import create_app  # noqa: E402
 from api.server import RequestDeadlineProtocol  # noqa: E402
 from rag.build import build_index  # noqa: E402
 from rag.errors import RagError  # noqa: E402
+from rag.manifest import read_manifest  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
-from rag.store import POINTER, current_build, load_index, read_manifest  # noqa: E402
+from rag.store import POINTER, current_build, load_index  # noqa: E402
 from rag.vector_cache import CACHE_FILE  # noqa: E402
 
 

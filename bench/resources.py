@@ -39,10 +39,10 @@ from scale import memory_mb  # noqa: E402
 from rag.build import build_index  # noqa: E402
 from rag.corpus import FileStamp, read_document  # noqa: E402
 from rag.duplicates import DuplicateGroups  # noqa: E402
+from rag.manifest import DocumentRecord, checksum  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.search import location_of  # noqa: E402
 from rag.sources import read_cited_span  # noqa: E402
-from rag.store import DocumentRecord, checksum  # noqa: E402
 
 
 def reset_peak() -> None:

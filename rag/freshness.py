@@ -5,8 +5,8 @@ from __future__ import annotations
 from rag.chunking import CHUNKER_VERSION
 from rag.corpus import current_digest, list_document_files, open_inside
 from rag.errors import RagError
+from rag.manifest import Manifest
 from rag.settings import Settings
-from rag.store import Manifest
 from rag.vector_index import choose_type
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
+from rag.manifest import Manifest
 from rag.settings import BUILD_FIELDS, Settings
-from rag.store import Manifest, live_manifest
+from rag.store import live_manifest
 from rag.vector_index import choose_type
 
 

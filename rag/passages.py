@@ -9,8 +9,8 @@ from pathlib import Path
 from rag.chunking import chunk_layout, passage_spans
 from rag.corpus import Document
 from rag.embedding import vector_key
+from rag.manifest import ChunkRecord, DocumentRecord
 from rag.settings import Settings
-from rag.store import ChunkRecord, DocumentRecord
 from rag.structure import analyze_layout
 
 

@@ -15,12 +15,13 @@ from rag.build import BuildReport, build_index
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query, vector_key
 from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
 from rag.freshness import index_is_current
+from rag.manifest import read_manifest
 from rag.models import DocumentInfo, Hit, QueryResponse
 from rag.onnx_encoder import export_fast_encoder
 from rag.params import settings_as_built
 from rag.search import MODES, hit_of, rows_of_documents, search
 from rag.settings import Settings
-from rag.store import IndexData, current_build, load_index, read_manifest
+from rag.store import IndexData, current_build, load_index
 from rag.vector_sources import Progress
 
 LOG = logging.getLogger(__name__)

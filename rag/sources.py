@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rag.corpus import current_digest, open_document, read_chars
 from rag.errors import InvalidSpan, SourceUnavailable
-from rag.store import DocumentRecord
+from rag.manifest import DocumentRecord
 
 # The longest span (context included) served in one piece: a reader asks for a range.
 MAX_SPAN_CHARS = 1_000_000

@@ -28,120 +28,41 @@ import shutil
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import blake3
 import numpy as np
 
 from rag.duplicates import DuplicateGroups
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
 from rag.holds import hold_build, holds_supported, release, unheld
 from rag.lexical import LexicalIndex
+from rag.manifest import (
+    BM25,
+    CHUNKS,
+    FAISS_INDEX,
+    MANIFEST,
+    SPAN_KEYS,
+    SPAN_VECTORS,
+    VECTORS,
+    ChunkRecord,
+    DocumentRecord,
+    FileEntry,
+    Manifest,
+    checksum,
+    corrupt,
+    read_manifest,
+    verify_files,
+)
 from rag.models import DocumentInfo
 from rag.vector_index import read_vector_index, write_vector_index
 
 LOG = logging.getLogger(__name__)
 
-# 2: BM25 index beside the vectors; 3: answer span vectors; 4: file checksums, character
-# checkpoints of each document
-FORMAT_VERSION = 4
 POINTER = "CURRENT"
-MANIFEST = "manifest.json"
-CHUNKS = "chunks.jsonl"
-VECTORS = "vectors.npy"
-FAISS_INDEX = "faiss.index"
-SPAN_KEYS = "span_keys.npy"
-SPAN_VECTORS = "span_vectors.npy"
-BM25 = "bm25"  # folder written by bm25s
 _BUILD_PREFIX = "build-"
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """An index file as written: its size and BLAKE3 checksum (hex)."""
-
-    bytes: int
-    blake3: str
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    doc_id: str
-    title: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    chunks: int
-    chars: int = 0
-    # (character, byte, line) where reading may start: see rag.corpus.char_checkpoints
-    checkpoints: list[tuple[int, int, int]] = field(default_factory=list)
-
-    def info(self) -> DocumentInfo:
-        return DocumentInfo(
-            doc_id=self.doc_id,
-            title=self.title,
-            size=self.size,
-            chunks=self.chunks,
-            sha256=self.sha256,
-        )
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    chunk_id: str
-    doc_id: str
-    ordinal: int
-    start: int
-    end: int
-    line_start: int
-    line_end: int
-    section: str
-    text: str
-    vector_key: str  # sha256 of (model, embedded text): equal keys share a vector
-
-
-@dataclass
-class Manifest:
-    model: str
-    dimension: int
-    chunk_size: int
-    chunk_overlap: int
-    chunker_version: int
-    bm25_stem: bool
-    bm25_stopwords: bool
-    documents: list[DocumentRecord]
-    skipped: dict[str, list[int]] = field(default_factory=dict)  # doc_id -> [size, mtime_ns]
-    format_version: int = FORMAT_VERSION
-    index_type: str = "flat"  # see rag.vector_index
-    index_params: dict[str, int] = field(default_factory=dict)
-    answer_spans: bool = True  # span vectors were built (settings.answers)
-    chunk_count: int = 0
-    built_at: str = ""
-    build_seconds: float = 0.0
-    files: dict[str, FileEntry] = field(default_factory=dict)  # file name -> size, checksum
-    # The settings the index was built from (rag.settings.BUILD_FIELDS), as JSON values.
-    build_settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["counts"] = {"documents": len(self.documents), "chunks": self.chunk_count}
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        data = dict(data)
-        data.pop("counts", None)
-        data["documents"] = [
-            DocumentRecord(**{**d, "checkpoints": [tuple(p) for p in d.get("checkpoints", [])]})
-            for d in data["documents"]
-        ]
-        data["files"] = {name: FileEntry(**f) for name, f in data.get("files", {}).items()}
-        if data.get("index_type") == "flat-ip":  # the name before other structures came
-            data["index_type"] = "flat"
-        return cls(**data)
 
 
 @dataclass
@@ -176,12 +97,6 @@ class IndexData:
         self.rows_by_doc = {}
         for row, chunk in enumerate(self.chunks):
             self.rows_by_doc.setdefault(chunk.doc_id, []).append(row)
-
-
-def _corrupt(path: Path, problem: str) -> IndexCorrupt:
-    return IndexCorrupt(
-        f"index file {path} {problem}; run `rag index` to repair it (intact vectors are reused)"
-    )
 
 
 def current_build(index_dir: Path) -> Path | None:
@@ -220,30 +135,14 @@ def newest_complete_build(index_dir: Path) -> Path | None:
     return None
 
 
-def read_manifest(build: Path) -> Manifest:
-    try:
-        data = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
-        version = data.get("format_version") if isinstance(data, dict) else None
-        if version != FORMAT_VERSION:
-            raise IndexMismatch(
-                f"index format {version} is not the supported {FORMAT_VERSION}; "
-                "run `rag index` to rebuild it (vectors already embedded are reused)"
-            )
-        return Manifest.from_json(data)
-    except FileNotFoundError:
-        raise _corrupt(build / MANIFEST, "is missing") from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise _corrupt(build / MANIFEST, f"is unreadable ({type(exc).__name__})") from None
-
-
 def read_chunks(build: Path) -> list[ChunkRecord]:
     try:
         with open(build / CHUNKS, encoding="utf-8") as fh:
             return [ChunkRecord(**json.loads(line)) for line in fh]
     except FileNotFoundError:
-        raise _corrupt(build / CHUNKS, "is missing") from None
+        raise corrupt(build / CHUNKS, "is missing") from None
     except (ValueError, TypeError) as exc:
-        raise _corrupt(build / CHUNKS, f"is unreadable ({type(exc).__name__})") from None
+        raise corrupt(build / CHUNKS, f"is unreadable ({type(exc).__name__})") from None
 
 
 def read_vectors(build: Path, mmap: bool = True) -> np.ndarray:
@@ -251,9 +150,9 @@ def read_vectors(build: Path, mmap: bool = True) -> np.ndarray:
     try:
         return np.load(build / VECTORS, mmap_mode="r" if mmap else None, allow_pickle=False)
     except FileNotFoundError:
-        raise _corrupt(build / VECTORS, "is missing") from None
+        raise corrupt(build / VECTORS, "is missing") from None
     except ValueError as exc:
-        raise _corrupt(build / VECTORS, f"is unreadable ({exc})") from None
+        raise corrupt(build / VECTORS, f"is unreadable ({exc})") from None
 
 
 def read_spans(build: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -265,36 +164,10 @@ def read_spans(build: Path) -> tuple[np.ndarray, np.ndarray]:
     except FileNotFoundError:
         return np.zeros(0, dtype="S64"), np.zeros((0, 0), dtype=np.float32)
     except ValueError as exc:
-        raise _corrupt(build / SPAN_VECTORS, f"is unreadable ({exc})") from None
+        raise corrupt(build / SPAN_VECTORS, f"is unreadable ({exc})") from None
     if len(keys) != len(vectors) or keys.dtype != np.dtype("S64"):
-        raise _corrupt(build / SPAN_VECTORS, f"holds {len(vectors)} vectors for {len(keys)} keys")
+        raise corrupt(build / SPAN_VECTORS, f"holds {len(vectors)} vectors for {len(keys)} keys")
     return keys, vectors
-
-
-def checksum(path: Path) -> str:
-    """BLAKE3 of a file, hashed with all cores from a memory map (~5 GB/s on 2 cores, see
-    bench/RESOURCES.md), so a whole index is checked in about a second per 5 GB."""
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if path.stat().st_size:
-        hasher.update_mmap(path)
-    return hasher.hexdigest()
-
-
-def verify_files(build: Path, manifest: Manifest, names: Iterable[str] | None = None) -> None:
-    """Check the files of a build (all, or `names`) against the manifest's sizes and
-    checksums; IndexCorrupt names the first that differs."""
-    for name in manifest.files if names is None else names:
-        entry = manifest.files.get(name)
-        path = build / name
-        if entry is None:
-            raise _corrupt(path, "is not listed in the manifest")
-        if not path.is_file():
-            raise _corrupt(path, "is missing")
-        size = path.stat().st_size
-        if size != entry.bytes:
-            raise _corrupt(path, f"has {size} bytes, the manifest says {entry.bytes} (truncated?)")
-        if checksum(path) != entry.blake3:
-            raise _corrupt(path, "does not match its checksum (damaged on disk)")
 
 
 def load_index(index_dir: Path, model: str | None = None) -> IndexData:
@@ -330,7 +203,7 @@ def _load_build(index_dir: Path, build: Path, model: str | None) -> IndexData:
     try:
         faiss_index = read_vector_index(build / FAISS_INDEX)
     except RuntimeError:
-        raise _corrupt(build / FAISS_INDEX, "is unreadable") from None
+        raise corrupt(build / FAISS_INDEX, "is unreadable") from None
     if not (len(chunks) == manifest.chunk_count == faiss_index.ntotal):
         raise IndexCorrupt(
             f"index in {build} is inconsistent ({len(chunks)} chunks, {faiss_index.ntotal} "
@@ -338,7 +211,7 @@ def _load_build(index_dir: Path, build: Path, model: str | None) -> IndexData:
         )
     vectors = read_vectors(build)  # header only (memory-mapped): checks shape and type
     if vectors.shape != (len(chunks), manifest.dimension) or vectors.dtype != np.float32:
-        raise _corrupt(build / VECTORS, f"holds {vectors.shape} {vectors.dtype} vectors")
+        raise corrupt(build / VECTORS, f"holds {vectors.shape} {vectors.dtype} vectors")
     if faiss_index.d != manifest.dimension:
         raise IndexCorrupt(
             f"index in {build} has dimension {faiss_index.d}, manifest {manifest.dimension}; "
@@ -347,12 +220,12 @@ def _load_build(index_dir: Path, build: Path, model: str | None) -> IndexData:
     try:
         lexical = LexicalIndex.load(build / BM25, manifest.bm25_stem, manifest.bm25_stopwords)
     except (OSError, ValueError, KeyError) as exc:
-        raise _corrupt(build / BM25, f"is unreadable ({type(exc).__name__})") from None
+        raise corrupt(build / BM25, f"is unreadable ({type(exc).__name__})") from None
     if lexical.size != len(chunks):
-        raise _corrupt(build / BM25, f"holds {lexical.size} passages, not {len(chunks)}")
+        raise corrupt(build / BM25, f"holds {lexical.size} passages, not {len(chunks)}")
     span_keys, span_vectors = read_spans(build)
     if len(span_keys) and span_vectors.shape[1] != manifest.dimension:
-        raise _corrupt(build / SPAN_VECTORS, f"holds {span_vectors.shape[1]}-d vectors")
+        raise corrupt(build / SPAN_VECTORS, f"holds {span_vectors.shape[1]}-d vectors")
     return IndexData(
         build, manifest, chunks, faiss_index, vectors, span_keys, span_vectors, lexical
     )

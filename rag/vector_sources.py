@@ -12,22 +12,18 @@ import numpy as np
 
 from rag.embedding import Embedder, embed_documents
 from rag.errors import IndexCorrupt, IndexMismatch, RagError
-from rag.settings import Settings
-from rag.store import (
+from rag.manifest import (
     CHUNKS,
     SPAN_KEYS,
     SPAN_VECTORS,
     VECTORS,
     ChunkRecord,
     Manifest,
-    current_build,
-    newest_complete_build,
-    read_chunks,
     read_manifest,
-    read_spans,
-    read_vectors,
     verify_files,
 )
+from rag.settings import Settings
+from rag.store import current_build, newest_complete_build, read_chunks, read_spans, read_vectors
 from rag.vector_cache import VectorCache
 
 LOG = logging.getLogger(__name__)

@@ -20,21 +20,13 @@ from rag.build import build_index
 from rag.corpus import list_document_files, read_document_text
 from rag.duplicates import DuplicateGroups
 from rag.errors import CorpusNotFound, DocumentNotFound, IndexCorrupt
+from rag.manifest import BM25, FAISS_INDEX, SPAN_VECTORS, VECTORS
 from rag.onnx_encoder import ENCODERS
 from rag.pipeline import Pipeline, ensure_index
 from rag.search import MAX_ALSO_IN
 from rag.settings import Settings
 from rag.sources import read_cited_span
-from rag.store import (
-    BM25,
-    FAISS_INDEX,
-    POINTER,
-    SPAN_VECTORS,
-    VECTORS,
-    current_build,
-    indexed_records,
-    load_index,
-)
+from rag.store import POINTER, current_build, indexed_records, load_index
 from rag.vector_cache import CACHE_FILE, VectorCache
 
 from .conftest import FakeEmbedder
@@ -311,7 +303,7 @@ def test_spans_read_from_checkpoints_equal_slices_of_the_whole_text(tmp_path: Pa
     whole = decode_document_bytes(data)
     points = char_checkpoints(data, every=4096)
     assert len(points) > 50
-    from rag.store import DocumentRecord
+    from rag.manifest import DocumentRecord
 
     st = (corpus / "big.txt").stat()
     record = DocumentRecord(

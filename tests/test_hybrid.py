@@ -9,10 +9,11 @@ import pytest
 
 from rag.build import build_index
 from rag.errors import IndexCorrupt
+from rag.manifest import FORMAT_VERSION, MANIFEST
 from rag.pipeline import Pipeline
 from rag.search import RRF_K, SCORE_FUSION_ALPHA, rank_passages
 from rag.settings import Settings
-from rag.store import FORMAT_VERSION, MANIFEST, current_build, load_index
+from rag.store import current_build, load_index
 
 from .conftest import FakeEmbedder
 

@@ -17,20 +17,19 @@ from rag.build import build_index
 from rag.embedding import vector_key
 from rag.errors import CorpusNotFound, IndexCorrupt, IndexMismatch, IndexNotFound
 from rag.freshness import index_is_current
-from rag.passages import answer_span_texts
-from rag.pipeline import Pipeline, ensure_index
-from rag.settings import Settings
-from rag.store import (
+from rag.manifest import (
     CHUNKS,
     FAISS_INDEX,
     FORMAT_VERSION,
     MANIFEST,
     SPAN_VECTORS,
     VECTORS,
-    current_build,
-    load_index,
     read_manifest,
 )
+from rag.passages import answer_span_texts
+from rag.pipeline import Pipeline, ensure_index
+from rag.settings import Settings
+from rag.store import current_build, load_index
 
 from .conftest import REPO, FakeEmbedder
 

@@ -4,10 +4,10 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import PipelineDep
 from api.models import Span
+from rag.manifest import DocumentRecord
 from rag.models import DocumentInfo
 from rag.pipeline import Pipeline
 from rag.sources import read_cited_span
-from rag.store import DocumentRecord
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 

@@ -1,0 +1,159 @@
+"""The manifest of a build: what it was built from, its documents and passages' records,
+and the size and checksum of every file, written last and read first."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from rag.errors import IndexCorrupt, IndexMismatch
+from rag.models import DocumentInfo
+
+# 2: BM25 index beside the vectors; 3: answer span vectors; 4: file checksums, character
+# checkpoints of each document
+FORMAT_VERSION = 4
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.jsonl"
+VECTORS = "vectors.npy"
+FAISS_INDEX = "faiss.index"
+SPAN_KEYS = "span_keys.npy"
+SPAN_VECTORS = "span_vectors.npy"
+BM25 = "bm25"  # folder written by bm25s
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """An index file as written: its size and BLAKE3 checksum (hex)."""
+
+    bytes: int
+    blake3: str
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    doc_id: str
+    title: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    chunks: int
+    chars: int = 0
+    # (character, byte, line) where reading may start: see rag.corpus.char_checkpoints
+    checkpoints: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def info(self) -> DocumentInfo:
+        return DocumentInfo(
+            doc_id=self.doc_id,
+            title=self.title,
+            size=self.size,
+            chunks=self.chunks,
+            sha256=self.sha256,
+        )
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    chunk_id: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    line_start: int
+    line_end: int
+    section: str
+    text: str
+    vector_key: str  # sha256 of (model, embedded text): equal keys share a vector
+
+
+@dataclass
+class Manifest:
+    model: str
+    dimension: int
+    chunk_size: int
+    chunk_overlap: int
+    chunker_version: int
+    bm25_stem: bool
+    bm25_stopwords: bool
+    documents: list[DocumentRecord]
+    skipped: dict[str, list[int]] = field(default_factory=dict)  # doc_id -> [size, mtime_ns]
+    format_version: int = FORMAT_VERSION
+    index_type: str = "flat"  # see rag.vector_index
+    index_params: dict[str, int] = field(default_factory=dict)
+    answer_spans: bool = True  # span vectors were built (settings.answers)
+    chunk_count: int = 0
+    built_at: str = ""
+    build_seconds: float = 0.0
+    files: dict[str, FileEntry] = field(default_factory=dict)  # file name -> size, checksum
+    # The settings the index was built from (rag.settings.BUILD_FIELDS), as JSON values.
+    build_settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["counts"] = {"documents": len(self.documents), "chunks": self.chunk_count}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        data = dict(data)
+        data.pop("counts", None)
+        data["documents"] = [
+            DocumentRecord(**{**d, "checkpoints": [tuple(p) for p in d.get("checkpoints", [])]})
+            for d in data["documents"]
+        ]
+        data["files"] = {name: FileEntry(**f) for name, f in data.get("files", {}).items()}
+        if data.get("index_type") == "flat-ip":  # the name before other structures came
+            data["index_type"] = "flat"
+        return cls(**data)
+
+
+def corrupt(path: Path, problem: str) -> IndexCorrupt:
+    return IndexCorrupt(
+        f"index file {path} {problem}; run `rag index` to repair it (intact vectors are reused)"
+    )
+
+
+def read_manifest(build: Path) -> Manifest:
+    try:
+        data = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"index format {version} is not the supported {FORMAT_VERSION}; "
+                "run `rag index` to rebuild it (vectors already embedded are reused)"
+            )
+        return Manifest.from_json(data)
+    except FileNotFoundError:
+        raise corrupt(build / MANIFEST, "is missing") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise corrupt(build / MANIFEST, f"is unreadable ({type(exc).__name__})") from None
+
+
+def checksum(path: Path) -> str:
+    """BLAKE3 of a file, hashed with all cores from a memory map (~5 GB/s on 2 cores, see
+    bench/RESOURCES.md), so a whole index is checked in about a second per 5 GB."""
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if path.stat().st_size:
+        hasher.update_mmap(path)
+    return hasher.hexdigest()
+
+
+def verify_files(build: Path, manifest: Manifest, names: Iterable[str] | None = None) -> None:
+    """Check the files of a build (all, or `names`) against the manifest's sizes and
+    checksums; IndexCorrupt names the first that differs."""
+    for name in manifest.files if names is None else names:
+        entry = manifest.files.get(name)
+        path = build / name
+        if entry is None:
+            raise corrupt(path, "is not listed in the manifest")
+        if not path.is_file():
+            raise corrupt(path, "is missing")
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise corrupt(path, f"has {size} bytes, the manifest says {entry.bytes} (truncated?)")
+        if checksum(path) != entry.blake3:
+            raise corrupt(path, "does not match its checksum (damaged on disk)")
