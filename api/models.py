@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import BaseModel, Field
 
-from pydantic import BaseModel, ConfigDict, Field
+from rag.options import SearchOptions
 
 
-class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class QueryRequest(SearchOptions):
+    """A question and its search options (rag.options.SearchOptions)."""
 
     question: str = Field(min_length=1, description="The question; blank ones are refused.")
-    k: int | None = Field(
-        None, ge=1, le=50, description="Passages to return; the server's RAG_TOP_K when omitted."
-    )
-    doc_ids: list[str] | None = Field(
-        None,
-        max_length=1000,
-        description="Search only these documents; an empty list matches none (no hits).",
-    )
-    min_score: float | None = Field(
-        None,
-        allow_inf_nan=False,
-        description="Drop passages scoring below this (the score of the mode).",
-    )
-    mode: Literal["dense", "bm25", "hybrid"] | None = Field(
-        None, description="Retrieval mode; the server's default (RAG_MODE) when omitted."
-    )
-    explain: bool = Field(False, description="Give each hit its dense and BM25 ranks.")
-    max_per_doc: int | None = Field(
-        None, ge=1, le=50, description="At most this many passages from one document."
-    )
 
 
 class Span(BaseModel):

@@ -18,8 +18,9 @@ from rag.freshness import index_is_current
 from rag.manifest import read_manifest
 from rag.models import DocumentInfo, Hit, QueryResponse
 from rag.onnx_encoder import export_fast_encoder
+from rag.options import MODES
 from rag.params import settings_as_built
-from rag.search import MODES, hit_of, rows_of_documents, search
+from rag.search import hit_of, rows_of_documents, search
 from rag.settings import Settings
 from rag.store import IndexData, current_build, load_index
 from rag.vector_sources import Progress

@@ -5,20 +5,16 @@ appear in several documents come back once; a per-document cap keeps results div
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import numpy as np
 
 from rag.duplicates import NearDuplicateFinder, shingles
 from rag.errors import DocumentNotFound
 from rag.models import Explanation, Hit, Location
+from rag.options import Fusion, Mode
 from rag.store import IndexData
 from rag.vector_index import search_parameters
 
-Mode = Literal["dense", "bm25", "hybrid"]
-Fusion = Literal["rrf", "score"]
-MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
-FUSIONS: tuple[str, ...] = ("rrf", "score")
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 SCORE_FUSION_ALPHA = 0.5  # weight of the dense score in normalized score fusion
 # IVF-PQ's compressed scores are rough: it proposes this many times the candidates wanted,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
+from rag.options import Fusion, Mode
 from rag.vector_index import IndexType
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -49,12 +50,10 @@ class Settings(BaseSettings):
     # word pieces fit MiniLM's 256-token window with room for the section heading.
     chunk_size: int = Field(600, ge=100, le=20_000, description="Largest chunk, in characters.")
     chunk_overlap: int = Field(300, ge=0, description="Characters carried into the next chunk.")
-    mode: Literal["dense", "bm25", "hybrid"] = Field(
-        "hybrid", description="Retrieval mode used when a query names none."
-    )
+    mode: Mode = Field("hybrid", description="Retrieval mode used when a query names none.")
     # Measured in eval/hybrid.md: normalized score fusion beat reciprocal rank fusion on
     # our questions (MRR@10 0.804 vs 0.781) and tied it on Cranfield (nDCG@10 0.400 vs 0.399).
-    fusion: Literal["rrf", "score"] = Field(
+    fusion: Fusion = Field(
         "score", description="How hybrid fuses: reciprocal rank or normalized scores."
     )
     bm25_stem: bool = Field(True, description="Stem words (Snowball English) for BM25.")

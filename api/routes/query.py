@@ -1,10 +1,11 @@
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import PipelineDep
 from api.models import QueryRequest
 from rag.models import QueryResponse
+from rag.options import Mode
 
 router = APIRouter(tags=["query"])
 
@@ -20,15 +21,7 @@ _ERRORS = {
 @router.post("/query", response_model=QueryResponse, responses=_ERRORS)
 def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse:
     """The passages that answer `question`, each with an exact citation."""
-    return pipeline.ask(
-        body.question,
-        k=body.k,
-        doc_ids=body.doc_ids,
-        min_score=body.min_score,
-        mode=body.mode,
-        explain=body.explain,
-        max_per_doc=body.max_per_doc,
-    )
+    return pipeline.ask(body.question, **body.model_dump(exclude={"question"}))
 
 
 @router.get("/query", response_model=QueryResponse, responses=_ERRORS)
@@ -37,7 +30,7 @@ def query_get(
     q: Annotated[str, Query(min_length=1, description="The question.")],
     k: Annotated[int | None, Query(ge=1, le=50, description="Passages (RAG_TOP_K).")] = None,
     min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-    mode: Annotated[Literal["dense", "bm25", "hybrid"] | None, Query()] = None,
+    mode: Annotated[Mode | None, Query()] = None,
     explain: Annotated[bool, Query()] = False,
 ) -> QueryResponse:
     """The same as POST /query, for a browser or curl: `/query?q=...&k=3&mode=bm25`."""

@@ -80,7 +80,8 @@ def run(
     Examples:  rag eval run  |  rag eval run --report eval/report.md --json results.json
     """
     from rag.evaluation import evaluate_questions
-    from rag.pipeline import MODES, Pipeline
+    from rag.options import MODES
+    from rag.pipeline import Pipeline
     from rag.questions import load_questions
 
     settings = as_built(load_settings(corpus_dir=corpus, index_dir=index_dir))
@@ -111,7 +112,7 @@ def beir(
     Example:  rag eval beir ../shared/bench/cranfield --report eval/cranfield.md
     """
     from rag.evaluation import evaluate_beir
-    from rag.pipeline import MODES
+    from rag.options import MODES
 
     settings = load_settings(model=model)
     tick, stop = progress_printer("questions")

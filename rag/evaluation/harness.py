@@ -25,9 +25,9 @@ from rag.evaluation.metrics import (
 )
 from rag.evaluation.results import EvalReport, ModeReport, QuestionResult
 from rag.models import QueryResponse
+from rag.options import MODES
 from rag.pipeline import Pipeline
 from rag.questions import Question
-from rag.search import MODES
 from rag.settings import Settings
 from rag.vector_sources import Progress
 

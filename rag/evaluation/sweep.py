@@ -8,7 +8,8 @@ from rag.build import build_index
 from rag.embedding import Embedder
 from rag.evaluation.harness import evaluate_questions
 from rag.evaluation.report import markdown
-from rag.pipeline import MODES, Pipeline
+from rag.options import MODES
+from rag.pipeline import Pipeline
 from rag.questions import Question
 from rag.settings import Settings
 

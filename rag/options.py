@@ -1,0 +1,39 @@
+"""What one question may ask for, declared once: the retrieval modes and fusions, and the
+per-call search options that the API, the CLI and the harness pass with each question
+(settings hold the defaults; build parameters live in the index's manifest)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["dense", "bm25", "hybrid"]
+Fusion = Literal["rrf", "score"]
+MODES: tuple[str, ...] = get_args(Mode)
+FUSIONS: tuple[str, ...] = get_args(Fusion)
+
+
+class SearchOptions(BaseModel):
+    """Per-call options; None means the default of the settings (RAG_TOP_K, RAG_MODE...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int | None = Field(
+        None, ge=1, le=50, description="Passages to return; RAG_TOP_K when omitted."
+    )
+    doc_ids: list[str] | None = Field(
+        None,
+        max_length=1000,
+        description="Search only these documents; an empty list matches none (no hits).",
+    )
+    min_score: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="Drop passages scoring below this (the score of the mode).",
+    )
+    mode: Mode | None = Field(None, description="Retrieval mode; RAG_MODE when omitted.")
+    explain: bool = Field(False, description="Give each hit its dense and BM25 ranks.")
+    max_per_doc: int | None = Field(
+        None, ge=1, le=50, description="At most this many passages from one document."
+    )
