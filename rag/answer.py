@@ -4,14 +4,12 @@ like a hit, with a confidence; none when the corpus does not seem to answer at a
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.chunking import passage_spans
-from rag.embedding import Embedder
 from rag.lexical import tokenize
 from rag.models import Answer, Hit
 
@@ -25,33 +23,6 @@ COVERAGE_WEIGHT = 0.25
 RANK_PENALTY = 0.1
 PAIR_BONUS = 0.1
 _PASSAGES_READ = 3  # spans are taken from this many top passages
-_EMBEDDED_SPANS = 4  # without stored span vectors, at most this many are embedded
-
-
-_NUMBER = re.compile(r"\d")
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)+")
-_WANTS_NUMBER = re.compile(
-    r"^\s*(how (many|much|far|long|old)|when|what (year|date|percentage|share)|in what year|"
-    r"roughly how)",
-    re.IGNORECASE,
-)
-_WANTS_NAME = re.compile(
-    r"^\s*(who|whose|which [a-z]+ (activist|lawyer|minister|official|"
-    r"cleric|writer|journalist|director|researcher|agent))",
-    re.IGNORECASE,
-)
-TYPE_BONUS = 0.1  # in choosing which spans to embed, holding what is asked for gains this
-
-
-def answer_type_match(question: str, sentence: str) -> float:
-    """1.0 when the sentence holds what the question asks for: a number or date for
-    "how many / when", a name for "who"; 0.0 when it asks for one and the sentence has
-    none; 0.5 when the question gives no cue."""
-    if _WANTS_NUMBER.search(question):
-        return 1.0 if _NUMBER.search(sentence) else 0.0
-    if _WANTS_NAME.search(question):
-        return 1.0 if _NAME.search(sentence) else 0.0
-    return 0.5
 
 
 @dataclass(frozen=True)
@@ -102,46 +73,38 @@ def candidate_spans(hits: list[Hit], passages: int = _PASSAGES_READ) -> list[Can
     ]
 
 
-SpanLookup = Callable[[list[str]], np.ndarray | None]  # span texts -> their stored vectors
+SpanVectors = Callable[[list[str]], np.ndarray]  # span texts -> their vectors
 
 
 def score_sentences(
     question: str,
     xq: np.ndarray,
     hits: list[Hit],
-    embedder: Embedder,
+    vectors_of: SpanVectors,
     unseen: float = 0.0,
-    lookup: SpanLookup | None = None,
 ) -> list[SentenceScore]:
-    """The spans of the top passages, scored by meaning (cosine with the question) and by
-    wording (share of the question's content words they contain). Vectors come from the
-    index (`lookup`); when it has none, only the most promising spans are embedded now.
-    `unseen` (see LexicalIndex.unseen_share) is carried along for the confidence."""
+    """Every span of the top passages, scored by meaning (cosine with the question) and by
+    wording (share of the question's content words it contains); `vectors_of` gives the
+    spans' vectors (stored in the index at build time). `unseen` (see
+    LexicalIndex.unseen_share) is carried along for the confidence."""
     candidates = candidate_spans(hits)
     if not candidates:
         return []
     wanted = _terms(question)
-    cheap = [
-        (len(wanted & _terms(text)) / len(wanted) if wanted else 0.0, hit, start, end, text, n)
-        for hit, start, end, text, n in candidates
-    ]
-    vectors = lookup([c[4] for c in cheap]) if lookup is not None else None
-    if vectors is None:
-        # Embedding is the cost: only the spans that share most words with the question
-        # (and hold the kind of thing asked for) are embedded.
-        cheap.sort(
-            key=lambda c: (
-                -(c[0] + TYPE_BONUS * answer_type_match(question, c[4]) - 0.05 * (c[1].rank - 1))
-            )
-        )
-        cheap = cheap[:_EMBEDDED_SPANS]
-        vectors = embedder.embed_batch([c[4] for c in cheap], "document")
+    vectors = vectors_of([text for _, _, _, text, _ in candidates])
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
     return [
-        SentenceScore(hit, start, end, text, float(cosine), coverage, n, unseen)
-        for (coverage, hit, start, end, text, n), cosine in zip(
-            cheap, cosines.tolist(), strict=True
+        SentenceScore(
+            hit,
+            start,
+            end,
+            text,
+            float(cosine),
+            len(wanted & _terms(text)) / len(wanted) if wanted else 0.0,
+            n,
+            unseen,
         )
+        for (hit, start, end, text, n), cosine in zip(candidates, cosines.tolist(), strict=True)
     ]
 
 

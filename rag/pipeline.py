@@ -165,13 +165,20 @@ class Pipeline:
         if xq is None:
             xq = embed_query(self.embedder, question)
         unseen = self.index.lexical.unseen_share(question) if self.index.lexical else 0.0
-        scored = score_sentences(question, xq, hits, self.embedder, unseen, self.stored_spans)
-        return best_sentence(scored)
+        return best_sentence(score_sentences(question, xq, hits, self.span_vectors, unseen))
 
-    def stored_spans(self, texts: list[str]) -> np.ndarray | None:
-        """The index's vectors of these answer spans; None unless it holds them all."""
+    def span_vectors(self, texts: list[str]) -> np.ndarray:
+        """The vectors of these answer spans: from the index, which embedded every span of
+        every passage at build time; a span it lacks (an index built without answers) is
+        embedded now, as the build would have."""
         rows = self.index.span_rows([vector_key(self.index.manifest.model, t) for t in texts])
-        return None if (rows < 0).any() else self.index.span_vectors[rows]
+        vectors = np.zeros((len(texts), self.index.manifest.dimension), dtype=np.float32)
+        found = rows >= 0
+        vectors[found] = self.index.span_vectors[rows[found]]
+        if not found.all():
+            missing = [t for t, ok in zip(texts, found, strict=True) if not ok]
+            vectors[~found] = self.embedder.embed_batch(missing, "document")
+        return vectors
 
     def documents(self) -> list[DocumentInfo]:
         return [d.info() for d in self.index.manifest.documents]

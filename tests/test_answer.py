@@ -7,28 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rag.answer import answer_type_match, candidate_spans, confidence
+from rag.answer import candidate_spans, confidence
 from rag.chunking import SPAN_CHARS
 from rag.corpus import read_document_text
 from rag.evaluation.calibration import choose_threshold, fit_logistic
 from rag.lexical import LexicalIndex
 from rag.models import Hit
 from rag.pipeline import Pipeline
-
-
-@pytest.mark.parametrize(
-    ("question", "sentence", "expected"),
-    [
-        ("How many people died?", "Some 300 people died.", 1.0),
-        ("How many people died?", "Many people died.", 0.0),
-        ("When was it founded?", "It was founded in 1965.", 1.0),
-        ("Who leaked the tape?", "His son Ahmad Montazeri leaked it.", 1.0),
-        ("Who leaked the tape?", "his son leaked it.", 0.0),
-        ("What did the letter say?", "It said a lot.", 0.5),
-    ],
-)
-def test_answer_type_match(question, sentence, expected):
-    assert answer_type_match(question, sentence) == expected
 
 
 def test_confidence_is_a_probability_rising_with_evidence():
