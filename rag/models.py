@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from rag.options import Mode
+
 
 class Location(BaseModel):
-    """Where a passage sits: `text[start_char:end_char]` of the document as read from disk."""
+    """A citation: where a passage (or answer) sits, `text[start_char:end_char]` of the
+    document as read from disk. Hits and answers are locations with more."""
 
     doc_id: str = Field(description="Path of the document relative to the corpus folder.")
     chunk_id: str = Field(description="`doc_id#ordinal`, stable while the document is unchanged.")
@@ -27,23 +30,16 @@ class Explanation(BaseModel):
     fused_score: float = Field(description="The score the hit was ranked by.")
 
 
-class Hit(BaseModel):
-    """One retrieved passage with its citation (the fields of `Location`, plus the passage)."""
+class Hit(Location):
+    """One retrieved passage: its citation (`Location`), the passage, and how it ranked."""
 
     rank: int = Field(ge=1)
     score: float = Field(
         description="Ranking score: cosine (dense), BM25 (bm25) or fused score (hybrid)."
     )
-    doc_id: str
     title: str
     section: str = Field(description="Heading the passage sits under, else the title.")
-    chunk_id: str
     text: str
-    start_char: int = Field(ge=0)
-    end_char: int = Field(ge=0)
-    line_start: int = Field(ge=1)
-    line_end: int = Field(ge=1)
-    doc_sha256: str
     also_in: list[Location] = Field(
         default_factory=list,
         description="Other places where the same passage appears (the first 10).",
@@ -52,19 +48,12 @@ class Hit(BaseModel):
     explain: Explanation | None = Field(None, description="Present when asked for.")
 
 
-class Answer(BaseModel):
-    """The span that answers the question, cited like a hit."""
+class Answer(Location):
+    """The span that answers the question, cited like a hit (`chunk_id`: its passage)."""
 
     text: str
-    doc_id: str
     title: str
     section: str = Field(description="Heading the answer sits under, else the title.")
-    chunk_id: str = Field(description="The passage the answer was taken from.")
-    start_char: int = Field(ge=0)
-    end_char: int = Field(ge=0)
-    line_start: int = Field(ge=1)
-    line_end: int = Field(ge=1)
-    doc_sha256: str
     rank: int = Field(ge=1, description="Rank of the passage the answer comes from.")
     confidence: float = Field(ge=0.0, le=1.0)
 
@@ -72,7 +61,7 @@ class Answer(BaseModel):
 class QueryResponse(BaseModel):
     id: str | None = Field(None, description="The question's id, when it came with one.")
     question: str
-    mode: str = Field("dense", description="Retrieval mode: dense, bm25 or hybrid.")
+    mode: Mode = Field("dense", description="Retrieval mode.")
     hits: list[Hit]
     answer: Answer | None = None
     answerable: bool | None = Field(
