@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from rag.chunking import CHUNKER_VERSION
-from rag.corpus import current_digest, list_document_files, open_inside
+from rag.corpus import list_document_files, open_inside
 from rag.errors import RagError
+from rag.file_text import current_digest
 from rag.manifest import Manifest
 from rag.settings import Settings
 from rag.vector_index import choose_type

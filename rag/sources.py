@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.corpus import current_digest, open_document, read_chars
+from rag.corpus import open_document
 from rag.errors import InvalidSpan, SourceUnavailable
+from rag.file_text import current_digest, read_chars
 from rag.manifest import DocumentRecord
 
 # The longest span (context included) served in one piece: a reader asks for a range.

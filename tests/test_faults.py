@@ -290,7 +290,7 @@ def test_the_vector_cache_is_bounded(fake_settings: Settings):
 
 
 def test_spans_read_from_checkpoints_equal_slices_of_the_whole_text(tmp_path: Path):
-    from rag.corpus import char_checkpoints, decode_document_bytes
+    from rag.file_text import char_checkpoints, decode_document_bytes
 
     rng = np.random.default_rng(7)
     pieces = ["plain words ", "café ", "Ωμέγα ", "😀 ", "\r\n", "bad \xff byte "]
@@ -330,13 +330,13 @@ def test_spans_read_from_checkpoints_equal_slices_of_the_whole_text(tmp_path: Pa
 def test_staleness_is_decided_by_size_and_mtime_and_hashed_once(
     fake_settings: Settings, monkeypatch
 ):
-    import rag.corpus
+    import rag.file_text
 
     build_index(fake_settings, embedder=FakeEmbedder())
     record = indexed_records(fake_settings.index_dir)[DOC]
     calls = []
-    real = rag.corpus._hash_and_count
-    monkeypatch.setattr(rag.corpus, "_hash_and_count", lambda fh: calls.append(1) or real(fh))
+    real = rag.file_text._hash_and_count
+    monkeypatch.setattr(rag.file_text, "_hash_and_count", lambda fh: calls.append(1) or real(fh))
     assert not read_cited_span(fake_settings.corpus_dir, record, 0, 10).stale
     assert calls == []  # size and mtime as indexed: no hashing
     os.utime(fake_settings.corpus_dir / DOC, ns=(1, 1))  # touched, same content
