@@ -75,12 +75,12 @@ def spans(work: Path, size_mb: int, clients: int) -> list[list]:
     st = path.stat()
     doc = read_document(FileStamp("big.txt", path, st.st_size, st.st_mtime_ns), corpus)
     record = DocumentRecord(
-        "big.txt",
-        "big",
-        doc.sha256,
-        doc.size,
-        doc.mtime_ns,
-        1,
+        doc_id="big.txt",
+        title="big",
+        sha256=doc.sha256,
+        size=doc.size,
+        mtime_ns=doc.mtime_ns,
+        chunks=1,
         chars=len(doc.text),
         checkpoints=doc.checkpoints,
     )

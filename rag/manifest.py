@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import blake3
+from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import IndexCorrupt, IndexMismatch
 from rag.models import DocumentInfo
@@ -26,38 +27,35 @@ SPAN_VECTORS = "span_vectors.npy"
 BM25 = "bm25"  # folder written by bm25s
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(BaseModel):
     """An index file as written: its size and BLAKE3 checksum (hex)."""
+
+    model_config = ConfigDict(frozen=True)
 
     bytes: int
     blake3: str
 
 
-@dataclass(frozen=True)
-class DocumentRecord:
-    doc_id: str
-    title: str
-    sha256: str
-    size: int
+class DocumentRecord(DocumentInfo):
+    """A document as indexed (the public `DocumentInfo`), with what reading it back and
+    deciding staleness need."""
+
+    model_config = ConfigDict(frozen=True)
+
     mtime_ns: int
-    chunks: int
     chars: int = 0
-    # (character, byte, line) where reading may start: see rag.corpus.char_checkpoints
-    checkpoints: list[tuple[int, int, int]] = field(default_factory=list)
+    # (character, byte, line) where reading may start: see rag.file_text.char_checkpoints
+    checkpoints: list[tuple[int, int, int]] = Field(default_factory=list)
 
     def info(self) -> DocumentInfo:
-        return DocumentInfo(
-            doc_id=self.doc_id,
-            title=self.title,
-            size=self.size,
-            chunks=self.chunks,
-            sha256=self.sha256,
-        )
+        return DocumentInfo(**self.model_dump(include=set(DocumentInfo.model_fields)))
 
 
 @dataclass(frozen=True)
 class ChunkRecord:
+    """A passage as stored (chunks.jsonl): a plain dataclass, as a large index holds
+    millions of them and loads them all."""
+
     chunk_id: str
     doc_id: str
     ordinal: int
@@ -70,8 +68,9 @@ class ChunkRecord:
     vector_key: str  # sha256 of (model, embedded text): equal keys share a vector
 
 
-@dataclass
-class Manifest:
+class Manifest(BaseModel):
+    """What a build holds and was built from (manifest.json, written last, read first)."""
+
     model: str
     dimension: int
     chunk_size: int
@@ -80,35 +79,27 @@ class Manifest:
     bm25_stem: bool
     bm25_stopwords: bool
     documents: list[DocumentRecord]
-    skipped: dict[str, list[int]] = field(default_factory=dict)  # doc_id -> [size, mtime_ns]
+    skipped: dict[str, list[int]] = Field(default_factory=dict)  # doc_id -> [size, mtime_ns]
     format_version: int = FORMAT_VERSION
     index_type: str = "flat"  # see rag.vector_index
-    index_params: dict[str, int] = field(default_factory=dict)
+    index_params: dict[str, int] = Field(default_factory=dict)
     answer_spans: bool = True  # span vectors were built (settings.answers)
     chunk_count: int = 0
     built_at: str = ""
     build_seconds: float = 0.0
-    files: dict[str, FileEntry] = field(default_factory=dict)  # file name -> size, checksum
+    files: dict[str, FileEntry] = Field(default_factory=dict)  # file name -> size, checksum
     # The settings the index was built from (rag.settings.BUILD_FIELDS), as JSON values.
-    build_settings: dict[str, Any] = field(default_factory=dict)
+    build_settings: dict[str, Any] = Field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self.model_dump(mode="json")
         data["counts"] = {"documents": len(self.documents), "chunks": self.chunk_count}
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        data = dict(data)
-        data.pop("counts", None)
-        data["documents"] = [
-            DocumentRecord(**{**d, "checkpoints": [tuple(p) for p in d.get("checkpoints", [])]})
-            for d in data["documents"]
-        ]
-        data["files"] = {name: FileEntry(**f) for name, f in data.get("files", {}).items()}
-        if data.get("index_type") == "flat-ip":  # the name before other structures came
-            data["index_type"] = "flat"
-        return cls(**data)
+        data = {k: v for k, v in data.items() if k != "counts"}
+        return cls.model_validate(data)
 
 
 def corrupt(path: Path, problem: str) -> IndexCorrupt:
@@ -129,7 +120,7 @@ def read_manifest(build: Path) -> Manifest:
         return Manifest.from_json(data)
     except FileNotFoundError:
         raise corrupt(build / MANIFEST, "is missing") from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ValidationError too
         raise corrupt(build / MANIFEST, f"is unreadable ({type(exc).__name__})") from None
 
 

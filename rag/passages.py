@@ -56,12 +56,12 @@ def index_document(
             )
         )
     record = DocumentRecord(
-        doc.doc_id,
-        layout.title,
-        doc.sha256,
-        doc.size,
-        doc.mtime_ns,
-        len(records),
+        doc_id=doc.doc_id,
+        title=layout.title,
+        sha256=doc.sha256,
+        size=doc.size,
+        mtime_ns=doc.mtime_ns,
+        chunks=len(records),
         chars=len(doc.text),
         checkpoints=doc.checkpoints,
     )

@@ -307,12 +307,12 @@ def test_spans_read_from_checkpoints_equal_slices_of_the_whole_text(tmp_path: Pa
 
     st = (corpus / "big.txt").stat()
     record = DocumentRecord(
-        "big.txt",
-        "t",
-        __import__("hashlib").sha256(data).hexdigest(),
-        len(data),
-        st.st_mtime_ns,
-        1,
+        doc_id="big.txt",
+        title="t",
+        sha256=__import__("hashlib").sha256(data).hexdigest(),
+        size=len(data),
+        mtime_ns=st.st_mtime_ns,
+        chunks=1,
         chars=len(whole),
         checkpoints=points,
     )
