@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 from api.main import create_app  # noqa: E402
 from api.server import RequestDeadlineProtocol  # noqa: E402
 from rag.build import build_index  # noqa: E402
+from rag.embedding import vector_key  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.manifest import read_manifest  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
@@ -68,11 +69,13 @@ class HashEmbedder:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.embedded = 0
+        self.texts: list[str] = []
 
     def embed_batch(self, texts: Sequence[str], kind: str) -> np.ndarray:
         time.sleep(self.delay)
         if kind == "document":
             self.embedded += len(texts)
+            self.texts.extend(texts)
         rows = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in text.lower().split():
@@ -112,7 +115,6 @@ def kills(corpus: Path, work: Path, tries: int, rng: random.Random) -> dict:
         index = work / f"kill-{attempt}"
         build_index(settings_for(corpus, index), embedder=HashEmbedder())  # a live index
         before = current_build(index)
-        cached_before = set(_all_keys(index))
         for path in corpus.glob("*.txt"):  # every sentence changes: a full re-embed
             text = path.read_text("utf-8").replace(". ", f". (r{attempt}) ")
             path.write_text(text, "utf-8")
@@ -129,12 +131,13 @@ def kills(corpus: Path, work: Path, tries: int, rng: random.Random) -> dict:
             ok = loaded.path in (before, current_build(index))
         except RagError:
             ok = False
-        saved = len(set(_all_keys(index)) - cached_before)  # what the killed build saved
+        saved = set(_all_keys(index))  # the cache, with what the killed build committed
         embedder = HashEmbedder()
         report = build_index(settings_for(corpus, index), embedder=embedder)
         done = report.build is not None or report.up_to_date
         resumed += report.cached
-        wasted = report.cached < saved  # a saved vector embedded again
+        again = {vector_key("hash", text) for text in embedder.texts}
+        wasted = bool(again & saved)  # a vector the cache held, embedded again
         survived += ok and done and not wasted
         lost += (not ok) or wasted
     return {
