@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -86,7 +85,7 @@ EFFORTS = {"flat": [0], "hnsw": [128, 256], "ivfpq": [32, 64]}
 
 
 def query_step(data: Path, queries: Path, truth: Path, kind: str, target: Path) -> list[dict]:
-    from rag.search import _dense_ranking
+    from rag.search import Effort, dense_ranking
     from rag.vector_index import read_vector_index
 
     started = time.perf_counter()
@@ -96,17 +95,12 @@ def query_step(data: Path, queries: Path, truth: Path, kind: str, target: Path) 
     xq, exact = np.load(queries), np.load(truth)
     results = []
     for effort in EFFORTS[kind]:
-        loaded = SimpleNamespace(
-            manifest=SimpleNamespace(index_type=kind),
-            faiss_index=index,
-            vectors=vectors,
-            ef_search=effort,
-            nprobe=effort,
-        )
+        effort_of = Effort(ef_search=effort, nprobe=effort)
         took, recall = [], []
         for q, want in zip(xq, exact, strict=True):
             t = time.perf_counter()
-            found = [row for row, _ in _dense_ranking(loaded, q, POOL, None)[:K]]
+            ranking = dense_ranking(kind, index, vectors, q, POOL, effort=effort_of)
+            found = [row for row, _ in ranking[:K]]
             took.append(time.perf_counter() - t)
             recall.append(len(set(found) & set(want.tolist())) / K)
         took_ms = np.array(took) * 1000

@@ -20,7 +20,7 @@ from rag.models import DocumentInfo, Hit, QueryResponse
 from rag.onnx_encoder import export_fast_encoder
 from rag.options import MODES
 from rag.params import settings_as_built
-from rag.search import hit_of, rows_of_documents, search
+from rag.search import Effort, hit_of, rows_of_documents, search
 from rag.settings import Settings
 from rag.store import IndexData, current_build, load_index
 from rag.vector_sources import Progress
@@ -56,7 +56,6 @@ class Pipeline:
         """Load the index in `settings.index_dir`, as it was built (see rag.params)."""
         settings = settings_as_built(settings)
         index = load_index(settings.index_dir, model=settings.model)
-        index.ef_search, index.nprobe = settings.hnsw_ef_search, settings.ivf_nprobe
         if embedder is None and settings.fast_queries:
             from rag.onnx_encoder import open_fast_embedder
 
@@ -123,6 +122,7 @@ class Pipeline:
             rows=rows,
             fusion=self.settings.fusion,
             max_per_doc=max_per_doc or self.settings.max_per_doc,
+            effort=Effort(self.settings.hnsw_ef_search, self.settings.ivf_nprobe),
         )
         if min_score is not None:
             found = [c for c in found if c.score >= min_score]

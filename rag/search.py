@@ -5,6 +5,7 @@ appear in several documents come back once; a per-document cap keeps results div
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -47,24 +48,38 @@ def _top(rows: np.ndarray, scores: np.ndarray, pool: int) -> list[tuple[int, flo
     return [(int(r), float(s)) for r, s in zip(rows[order], scores[order], strict=True)]
 
 
-def _dense_ranking(
-    index: IndexData, xq: np.ndarray, pool: int, rows: np.ndarray | None
+@dataclass(frozen=True)
+class Effort:
+    """Query-time search effort of the approximate structures (RAG_HNSW_EF_SEARCH,
+    RAG_IVF_NPROBE): a per-call setting, not part of the loaded index."""
+
+    ef_search: int = 256
+    nprobe: int = 32
+
+
+def dense_ranking(
+    kind: str,
+    faiss_index: Any,
+    vectors: np.ndarray,
+    xq: np.ndarray,
+    pool: int,
+    rows: np.ndarray | None = None,
+    effort: Effort = Effort(),
 ) -> list[tuple[int, float]]:
-    """Passages by cosine with the question. Within `rows` (a document filter) the scan is
-    exact; an approximate structure (HNSW, IVF-PQ) proposes candidates whose scores are then
-    computed exactly from the stored vectors."""
+    """Passages by cosine with the question, from a structure of `kind` over `vectors`.
+    Within `rows` (a document filter) the scan is exact; an approximate structure (HNSW,
+    IVF-PQ) proposes candidates whose scores are then computed exactly from the vectors."""
     xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(1, -1)
-    kind = index.manifest.index_type
     if rows is not None:
-        return _top(rows, np.asarray(index.vectors[rows] @ xq[0], dtype=np.float32), pool)
+        return _top(rows, np.asarray(vectors[rows] @ xq[0], dtype=np.float32), pool)
     if kind == "flat":
-        D, I = index.faiss_index.search(xq, pool)
+        D, I = faiss_index.search(xq, pool)
         return _top(I[0][I[0] >= 0], D[0][I[0] >= 0], pool)  # ties in row order, as below
-    wide = min(index.faiss_index.ntotal, pool * (ANN_REFINE if kind == "ivfpq" else 1))
-    params = search_parameters(kind, max(index.ef_search, wide), index.nprobe)
-    _, I = index.faiss_index.search(xq, wide, params=params)
+    wide = min(faiss_index.ntotal, pool * (ANN_REFINE if kind == "ivfpq" else 1))
+    params = search_parameters(kind, max(effort.ef_search, wide), effort.nprobe)
+    _, I = faiss_index.search(xq, wide, params=params)
     found = np.unique(I[0][I[0] >= 0])
-    return _top(found, np.asarray(index.vectors[found] @ xq[0], dtype=np.float32), pool)
+    return _top(found, np.asarray(vectors[found] @ xq[0], dtype=np.float32), pool)
 
 
 def _bm25_ranking(
@@ -101,10 +116,14 @@ def rank_passages(
     pool: int,
     rows: np.ndarray | None = None,
     fusion: Fusion = "rrf",
+    effort: Effort = Effort(),
 ) -> list[Candidate]:
     """The best `pool` passages of one mode, best first, each with its dense and BM25
     ranks and scores where that ranking holds it."""
-    dense = _dense_ranking(index, xq, pool, rows) if mode != "bm25" and xq is not None else []
+    dense = []
+    if mode != "bm25" and xq is not None:
+        kind, structure = index.manifest.index_type, index.faiss_index
+        dense = dense_ranking(kind, structure, index.vectors, xq, pool, rows, effort)
     lexical = _bm25_ranking(index, question, pool, rows) if mode != "dense" else []
     dense_at = {r: (rank, s) for rank, (r, s) in enumerate(dense, 1)}
     bm25_at = {r: (rank, s) for rank, (r, s) in enumerate(lexical, 1)}
@@ -191,6 +210,7 @@ def search(
     rows: np.ndarray | None = None,
     fusion: Fusion = "rrf",
     max_per_doc: int | None = None,
+    effort: Effort = Effort(),
 ) -> list[Candidate]:
     """The k best distinct passages for a question (its vector `xq` for dense and hybrid)."""
     total = index.faiss_index.ntotal if rows is None else len(rows)
@@ -198,7 +218,7 @@ def search(
         return []
     pool = min(total, max(50, 4 * k + min(index.duplicates.rows, 4 * k)))
     while True:
-        ranking = rank_passages(index, xq, question, mode, pool, rows, fusion)
+        ranking = rank_passages(index, xq, question, mode, pool, rows, fusion, effort)
         found = collapse(index, ranking, k, rows, max_per_doc)
         if len(found) >= k or pool >= total:
             return found

@@ -77,8 +77,6 @@ class IndexData:
     span_keys: np.ndarray  # sorted vector keys of the answer spans, memory-mapped
     span_vectors: np.ndarray
     lexical: LexicalIndex | None = None
-    ef_search: int = 256  # query-time knobs of HNSW and IVF (from the settings)
-    nprobe: int = 32
     documents: dict[str, DocumentRecord] = field(init=False)
     duplicates: DuplicateGroups = field(init=False)
     rows_by_doc: dict[str, list[int]] = field(init=False)

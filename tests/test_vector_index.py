@@ -11,7 +11,7 @@ import pytest
 
 from rag.build import build_index
 from rag.pipeline import Pipeline
-from rag.search import _dense_ranking
+from rag.search import dense_ranking
 from rag.settings import Settings
 from rag.store import load_index
 from rag.vector_index import (
@@ -120,7 +120,10 @@ def test_document_filter_is_exact_under_approximate_structures(indexes, real_emb
     doc = "001_ef5df5d5046c4c46.txt"
     xq = real_embedder.embed_batch([QUESTIONS[2]], "query")[0]
     rows = np.array(pipeline.index.rows_by_doc[doc])
-    ranking = _dense_ranking(pipeline.index, xq, 3, rows)
+    index = pipeline.index
+    ranking = dense_ranking(
+        index.manifest.index_type, index.faiss_index, index.vectors, xq, 3, rows
+    )
     exact = sorted(((float(pipeline.index.vectors[r] @ xq), r) for r in rows), reverse=True)[:3]
     assert [r for r, _ in ranking] == [r for _, r in exact]
     hits = pipeline.ask(QUESTIONS[2], k=3, doc_ids=[doc], mode="dense").hits
