@@ -25,7 +25,6 @@ the corpus, a wrong answer served from a damaged file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import shutil
@@ -36,16 +35,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-import numpy as np
 import uvicorn
 from tabulate import tabulate
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from hashing import HashEmbedder  # noqa: E402
 
 from api.main import create_app  # noqa: E402
 from api.server import RequestDeadlineProtocol  # noqa: E402
@@ -56,33 +56,6 @@ from rag.manifest import read_manifest  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 from rag.store import POINTER, current_build, load_index  # noqa: E402
 from rag.vector_cache import CACHE_FILE  # noqa: E402
-
-
-class HashEmbedder:
-    """Words hashed into a unit vector: deterministic and model-free, so that the campaign
-    measures the index's behaviour, not the model's speed. `delay` slows each batch so
-    that a kill lands mid-build."""
-
-    name = "hash"
-    dimension = 64
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.embedded = 0
-        self.texts: list[str] = []
-
-    def embed_batch(self, texts: Sequence[str], kind: str) -> np.ndarray:
-        time.sleep(self.delay)
-        if kind == "document":
-            self.embedded += len(texts)
-            self.texts.extend(texts)
-        rows = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                h = int.from_bytes(hashlib.md5(word.encode()).digest()[:4], "little")
-                rows[i, h % self.dimension] += 1.0
-            rows[i, 0] += 1e-3
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def settings_for(corpus: Path, index: Path):

@@ -14,7 +14,6 @@ then loads it with `Pipeline.open` and answers questions, and reports its memory
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -22,30 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from hashing import HashEmbedder
 from scale import memory_mb
 
 DIMENSION = 384
-
-
-class HashEmbedder:
-    """Synthetic vectors: words hashed into DIMENSION buckets, normalized."""
-
-    name = "synthetic-hash"
-    dimension = DIMENSION
-
-    def embed_batch(self, texts: Sequence[str], kind: str) -> np.ndarray:
-        rows = np.zeros((len(texts), DIMENSION), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                rows[
-                    i, int(hashlib.blake2b(word.encode(), digest_size=4).hexdigest(), 16) % 384
-                ] += 1
-            rows[i, 0] += 1e-3
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def write_corpus(folder: Path, documents: int, seed: int = 0) -> None:
@@ -78,7 +60,7 @@ def load_step(root: Path) -> dict:
     from rag.pipeline import Pipeline
 
     started = time.perf_counter()
-    pipeline = Pipeline.open(settings_for(root), embedder=HashEmbedder())
+    pipeline = Pipeline.open(settings_for(root), embedder=HashEmbedder(DIMENSION))
     load_s = time.perf_counter() - started
     took = []
     for question in ["Document 7", "a question about nothing", "abc def ghi"]:
@@ -105,7 +87,7 @@ def main() -> None:
         root = Path(tmp)
         write_corpus(root / "corpus", args.documents)
         started = time.perf_counter()
-        report = build_index(settings_for(root), embedder=HashEmbedder())
+        report = build_index(settings_for(root), embedder=HashEmbedder(DIMENSION))
         build_s = time.perf_counter() - started
         build = current_build(root / "index")
         sizes = {p.name: p.stat().st_size / 2**20 for p in build.iterdir() if p.is_file()}

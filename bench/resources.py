@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from faults import HashEmbedder, settings_for  # noqa: E402
+from faults import settings_for  # noqa: E402
+from hashing import HashEmbedder  # noqa: E402
 from scale import memory_mb  # noqa: E402
 
 from rag.build import build_index  # noqa: E402
