@@ -27,6 +27,8 @@ import numpy as np
 from hashing import HashEmbedder
 from scale import memory_mb
 
+from rag.evaluation.report import markdown
+
 DIMENSION = 384
 
 
@@ -115,19 +117,25 @@ def main() -> None:
         f"{report.spans_embedded:,} answer spans, structure `{index_type}` (auto); "
         f"built in {build_s:.0f} s.",
         "",
-        "| file | MB |",
-        "|---|---:|",
-        *[f"| {name} | {mb:.1f} |" for name, mb in sorted(sizes.items())],
-        f"| **index on disk** | **{total:.1f}** |",
+        markdown(
+            [
+                *[[name, f"{mb:.1f}"] for name, mb in sorted(sizes.items())],
+                ["**index on disk**", f"**{total:.1f}**"],
+            ],
+            ["file", "MB"],
+        ),
         "",
-        "| loaded by `Pipeline.open`, then 3 questions | value |",
-        "|---|---:|",
-        f"| load time, s | {loaded['load_s']:.1f} |",
-        f"| question, median ms | {loaded['ask_ms']:.1f} |",
-        f"| peak resident set (VmHWM), MB | {loaded['VmHWM']:.0f} |",
-        f"| anonymous memory after, MB | {loaded['RssAnon']:.0f} |",
-        f"| file-backed (memory-mapped) after, MB | {loaded['RssFile']:.0f} |",
-        f"| peak / index size | {loaded['VmHWM'] / total:.2f}x |",
+        markdown(
+            [
+                ["load time, s", f"{loaded['load_s']:.1f}"],
+                ["question, median ms", f"{loaded['ask_ms']:.1f}"],
+                ["peak resident set (VmHWM), MB", f"{loaded['VmHWM']:.0f}"],
+                ["anonymous memory after, MB", f"{loaded['RssAnon']:.0f}"],
+                ["file-backed (memory-mapped) after, MB", f"{loaded['RssFile']:.0f}"],
+                ["peak / index size", f"{loaded['VmHWM'] / total:.2f}x"],
+            ],
+            ["loaded by `Pipeline.open`, then 3 questions", "value"],
+        ),
     ]
     table = "\n".join(lines) + "\n"
     print(table)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.evaluation.report import markdown
+
 DIMENSION = 384
 CENTRES = 1000
 QUERIES = 200
@@ -193,17 +195,38 @@ def main() -> None:
         "same index, dropped under memory pressure). Build peak counts the mapped input "
         "vectors too.",
         "",
-        "| passages | type | effort | build s | build peak MB | index MB | load s "
-        "| RSS anon / file MB | recall@10 | p50 ms | p99 ms |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        markdown(
+            [
+                [
+                    f"{r['size']:,}",
+                    r["type"],
+                    r["effort"] or "-",
+                    f"{r['build_s']:.1f}",
+                    f"{r['build_peak_mb']:.0f}",
+                    f"{r['file_mb']:.0f}",
+                    f"{r['load_s']:.2f}",
+                    f"{r['anon_mb']:.0f} / {r['file_mb_resident']:.0f}",
+                    f"{r['recall']:.3f}",
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                ]
+                for r in rows
+            ],
+            [
+                "passages",
+                "type",
+                "effort",
+                "build s",
+                "build peak MB",
+                "index MB",
+                "load s",
+                "RSS anon / file MB",
+                "recall@10",
+                "p50 ms",
+                "p99 ms",
+            ],
+        ),
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['size']:,} | {r['type']} | {r['effort'] or '-'} | {r['build_s']:.1f} | "
-            f"{r['build_peak_mb']:.0f} | {r['file_mb']:.0f} | {r['load_s']:.2f} | "
-            f"{r['anon_mb']:.0f} / {r['file_mb_resident']:.0f} | "
-            f"{r['recall']:.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
-        )
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
