@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from rag.chunking import CHUNKER_VERSION, with_heading
+from rag.chunking import CHUNKER_VERSION, Chunk, with_heading
 from rag.corpus import (
     Document,
     list_document_files,
@@ -23,7 +23,7 @@ from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import CorpusNotFound
 from rag.freshness import settings_match
 from rag.lexical import LexicalIndex
-from rag.manifest import ChunkRecord, DocumentRecord, Manifest
+from rag.manifest import DocumentRecord, Manifest
 from rag.onnx_encoder import export_fast_encoder, remove_abandoned_exports
 from rag.params import build_settings_of, differences
 from rag.passages import answer_span_texts, index_document
@@ -130,7 +130,7 @@ def build_index(
             return report
 
         doc_records: list[DocumentRecord] = []
-        chunks: list[ChunkRecord] = []
+        chunks: list[Chunk] = []
         texts_by_key: dict[str, str] = {}
         for doc in documents:
             record, records, to_embed = index_document(doc, settings)

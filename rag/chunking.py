@@ -3,6 +3,7 @@ a heading or a boilerplate line, each an exact slice of the document text."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -14,18 +15,21 @@ CHUNKER_VERSION = 1
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage: `document_text[start:end] == text`, under heading `section`."""
+    """A passage, as cut and as stored (chunks.jsonl): `document_text[start:end] == text`,
+    under heading `section`, on lines `line_start..line_end`; `vector_key` is set once the
+    passage is keyed for a model (rag.passages). A plain dataclass: a large index holds
+    millions and loads them all."""
 
+    chunk_id: str  # doc_id#ordinal: stable while the document is unchanged
     doc_id: str
     ordinal: int
     start: int
     end: int
-    text: str
+    line_start: int
+    line_end: int
     section: str
-
-    @property
-    def chunk_id(self) -> str:
-        return f"{self.doc_id}#{self.ordinal}"
+    text: str
+    vector_key: str = ""  # sha256 of (model, embedded text): equal keys share a vector
 
     @property
     def embed_text(self) -> str:
@@ -124,11 +128,29 @@ def chunk_layout(doc_id: str, text: str, layout: Layout, size: int, overlap: int
             has_prose = has_prose or bool(block.sentences)
     flush()
 
+    newlines = [i for i, ch in enumerate(text) if ch == "\n"]
     chunks: list[Chunk] = []
     for run_section, pieces, _ in runs:
         for start, end in pack_windows(pieces, size, overlap):
-            chunks.append(Chunk(doc_id, len(chunks), start, end, text[start:end], run_section))
+            chunks.append(
+                Chunk(
+                    chunk_id=f"{doc_id}#{len(chunks)}",
+                    doc_id=doc_id,
+                    ordinal=len(chunks),
+                    start=start,
+                    end=end,
+                    line_start=line_of(newlines, start),
+                    line_end=line_of(newlines, end - 1),
+                    section=run_section,
+                    text=text[start:end],
+                )
+            )
     return chunks
+
+
+def line_of(newlines: list[int], offset: int) -> int:
+    """1-based line number of character `offset`, given the offsets of every newline."""
+    return bisect.bisect_left(newlines, offset) + 1
 
 
 def chunk_document(doc_id: str, text: str, size: int, overlap: int) -> list[Chunk]:

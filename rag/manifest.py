@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +48,6 @@ class DocumentRecord(DocumentInfo):
 
     def info(self) -> DocumentInfo:
         return DocumentInfo(**self.model_dump(include=set(DocumentInfo.model_fields)))
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    """A passage as stored (chunks.jsonl): a plain dataclass, as a large index holds
-    millions of them and loads them all."""
-
-    chunk_id: str
-    doc_id: str
-    ordinal: int
-    start: int
-    end: int
-    line_start: int
-    line_end: int
-    section: str
-    text: str
-    vector_key: str  # sha256 of (model, embedded text): equal keys share a vector
 
 
 class Manifest(BaseModel):

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from rag.chunking import Chunk
 from rag.duplicates import DuplicateGroups
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
 from rag.holds import hold_build, holds_supported, release, unheld
@@ -47,7 +48,6 @@ from rag.manifest import (
     SPAN_KEYS,
     SPAN_VECTORS,
     VECTORS,
-    ChunkRecord,
     DocumentRecord,
     FileEntry,
     Manifest,
@@ -71,7 +71,7 @@ class IndexData:
 
     path: Path
     manifest: Manifest
-    chunks: list[ChunkRecord]
+    chunks: list[Chunk]
     faiss_index: Any
     vectors: np.ndarray  # memory-mapped: exact scores for filtered and approximate search
     span_keys: np.ndarray  # sorted vector keys of the answer spans, memory-mapped
@@ -133,10 +133,10 @@ def newest_complete_build(index_dir: Path) -> Path | None:
     return None
 
 
-def read_chunks(build: Path) -> list[ChunkRecord]:
+def read_chunks(build: Path) -> list[Chunk]:
     try:
         with open(build / CHUNKS, encoding="utf-8") as fh:
-            return [ChunkRecord(**json.loads(line)) for line in fh]
+            return [Chunk(**json.loads(line)) for line in fh]
     except FileNotFoundError:
         raise corrupt(build / CHUNKS, "is missing") from None
     except (ValueError, TypeError) as exc:
@@ -270,7 +270,7 @@ def _write_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
 def save_index(
     index_dir: Path,
     manifest: Manifest,
-    chunks: list[ChunkRecord],
+    chunks: list[Chunk],
     vectors: np.ndarray,
     faiss_index: Any,
     lexical: LexicalIndex,

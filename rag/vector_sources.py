@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.chunking import Chunk
 from rag.embedding import Embedder, embed_documents
 from rag.errors import IndexCorrupt, IndexMismatch, RagError
 from rag.manifest import (
@@ -17,7 +18,6 @@ from rag.manifest import (
     SPAN_KEYS,
     SPAN_VECTORS,
     VECTORS,
-    ChunkRecord,
     Manifest,
     read_manifest,
     verify_files,
@@ -34,7 +34,7 @@ Progress = Callable[[int, int], None]  # (done, total) texts embedded
 @dataclass
 class PreviousBuild:
     manifest: Manifest | None  # None when unreadable (an older format): vectors still serve
-    chunks: list[ChunkRecord]
+    chunks: list[Chunk]
     vectors: np.ndarray
     span_keys: np.ndarray  # vector keys (bytes) of the answer spans, sorted
     span_vectors: np.ndarray
