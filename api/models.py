@@ -11,6 +11,9 @@ class QueryRequest(SearchOptions):
     """A question and its search options (rag.options.SearchOptions)."""
 
     question: str = Field(min_length=1, description="The question; blank ones are refused.")
+    k: int | None = Field(
+        None, ge=1, le=50, description="Passages to return; RAG_TOP_K when omitted."
+    )
 
 
 class Span(BaseModel):

@@ -19,9 +19,7 @@ class SearchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int | None = Field(
-        None, ge=1, le=50, description="Passages to return; RAG_TOP_K when omitted."
-    )
+    k: int | None = Field(None, ge=1, description="Passages to return; RAG_TOP_K when omitted.")
     doc_ids: list[str] | None = Field(
         None,
         max_length=1000,

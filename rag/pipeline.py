@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from rag.answer import SentenceScore, answer_of, best_sentence, confidence, score_sentences
 from rag.build import BuildReport, build_index
@@ -18,7 +19,7 @@ from rag.freshness import index_is_current
 from rag.manifest import read_manifest
 from rag.models import DocumentInfo, Hit, QueryResponse
 from rag.onnx_encoder import export_fast_encoder
-from rag.options import MODES
+from rag.options import SearchOptions
 from rag.params import settings_as_built
 from rag.search import Effort, hit_of, rows_of_documents, search
 from rag.settings import Settings
@@ -27,6 +28,18 @@ from rag.vector_sources import Progress
 
 LOG = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def search_options(options: SearchOptions | None, given: dict[str, Any]) -> SearchOptions:
+    """`options` with the fields `given` as keywords, checked; a bad value is InvalidQuery
+    with one line (k below 1, an unknown mode, a score that is not a finite number)."""
+    try:
+        base = options.model_dump(exclude_unset=True) if options is not None else {}
+        return SearchOptions.model_validate({**base, **given})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "options"
+        raise InvalidQuery(f"{where}: {error['msg']} (got {error.get('input')!r})") from None
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -87,28 +100,22 @@ class Pipeline:
     def ask(
         self,
         question: str,
-        k: int | None = None,
-        doc_ids: list[str] | None = None,
-        min_score: float | None = None,
-        mode: str | None = None,
-        explain: bool = False,
-        max_per_doc: int | None = None,
+        options: SearchOptions | None = None,
+        *,
         xq: np.ndarray | None = None,
+        **given: Any,
     ) -> QueryResponse:
-        """The top-k passages for `question`, each with its citation; optionally only from
-        `doc_ids`, only those scoring at least `min_score`, at most `max_per_doc` from one
-        document; with `explain`, each hit says how each ranking placed it. `xq` is the
-        question's vector when the caller embedded it already (see `ask_many`)."""
+        """The top-k passages for `question`, each with its citation, and the answer.
+        `options` (rag.options.SearchOptions, or its fields as keywords: k, doc_ids,
+        min_score, mode, explain, max_per_doc) say what this call asks for; what they leave
+        out comes from the settings. `xq` is the question's vector when the caller
+        embedded it already (see `ask_many`)."""
         started = time.perf_counter()
-        mode = mode or self.settings.mode
-        if mode not in MODES:
-            raise InvalidQuery(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+        o = search_options(options, given)
         text = clean_question(question, self.settings.max_question_chars)
-        k = self.settings.top_k if k is None else k
-        if k < 1:
-            raise InvalidQuery(f"k must be at least 1 (got {k})")
-        if min_score is not None and not math.isfinite(min_score):
-            raise InvalidQuery(f"min_score must be a finite number (got {min_score})")
+        mode = o.mode or self.settings.mode
+        k = self.settings.top_k if o.k is None else o.k
+        doc_ids, min_score, explain, max_per_doc = o.doc_ids, o.min_score, o.explain, o.max_per_doc
         # An empty filter matches no document, as an empty set would: no hits.
         rows = rows_of_documents(self.index, doc_ids) if doc_ids is not None else None
         if xq is None and mode != "bm25":
@@ -144,16 +151,21 @@ class Pipeline:
         )
 
     def ask_many(
-        self, questions: list[str], k: int | None = None, batch_size: int = 32, **options
+        self,
+        questions: list[str],
+        options: SearchOptions | None = None,
+        batch_size: int = 32,
+        **given: Any,
     ) -> list[QueryResponse]:
         """Answer many questions, embedding them in batches (one model call per batch)."""
+        o = search_options(options, given)
         texts = [clean_question(q, self.settings.max_question_chars) for q in questions]
         responses: list[QueryResponse] = []
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             vectors = self.embedder.embed_batch(batch, "query")
             for text, xq in zip(batch, vectors, strict=True):
-                responses.append(self.ask(text, k=k, xq=xq, **options))
+                responses.append(self.ask(text, o, xq=xq))
         return responses
 
     def best_sentence(

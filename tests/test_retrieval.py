@@ -96,3 +96,18 @@ def test_blank_questions_are_refused(seed_pipeline, question):
 def test_over_long_question_is_refused(seed_pipeline):
     with pytest.raises(InvalidQuery, match="over the limit"):
         seed_pipeline.ask("why " * 1000)
+
+
+def test_search_options_per_call(seed_pipeline):
+    """One SearchOptions per call, or its fields as keywords; bad values are one line."""
+    from rag.errors import InvalidQuery
+    from rag.options import SearchOptions
+
+    options = SearchOptions(k=2, mode="bm25")
+    assert len(seed_pipeline.ask("Camp Ashraf", options).hits) == 2
+    widened = seed_pipeline.ask("Camp Ashraf", options, k=4)  # a keyword overrides
+    assert len(widened.hits) == 4 and widened.mode == "bm25"
+    for bad in ({"k": 0}, {"mode": "fuzzy"}, {"min_score": float("nan")}):
+        with pytest.raises(InvalidQuery) as info:
+            seed_pipeline.ask("Camp Ashraf", **bad)
+        assert "\n" not in str(info.value) and next(iter(bad)) in str(info.value)
