@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from rag.evaluation.metrics import percentile
+from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline, ensure_index
 from rag.settings import load_settings
 
@@ -135,17 +136,23 @@ def start_server(port: int) -> subprocess.Popen:
 
 
 def table(rows: list[dict], baseline: dict) -> str:
-    lines = [
-        "| run | requests | p50 ms | p95 ms | p99 ms | req/s | errors | p50 vs in-process |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        ratio = r["p50"] / baseline["p50"]
-        lines.append(
-            f"| {r['name']} | {r['n']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} "
-            f"| {r['rps']:.1f} | {r['errors']} | {ratio:.2f}x |"
-        )
-    return "\n".join(lines)
+    head = ["run", "requests", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"]
+    return markdown(
+        [
+            [
+                r["name"],
+                str(r["n"]),
+                f"{r['p50']:.1f}",
+                f"{r['p95']:.1f}",
+                f"{r['p99']:.1f}",
+                f"{r['rps']:.1f}",
+                str(r["errors"]),
+                f"{r['p50'] / baseline['p50']:.2f}x",
+            ]
+            for r in rows
+        ],
+        [*head, "p50 vs in-process"],
+    )
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from rag.answer import _terms, candidate_spans
 from rag.embedding import embed_query
+from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline
 from rag.questions import load_questions
 from rag.settings import Settings
@@ -57,12 +58,11 @@ def main(out: Path) -> None:
         "",
         f"{len(questions)} answerable questions of eval/questions.jsonl, hybrid retrieval. "
         "Every span (one sentence, or two of a paragraph within 320 characters) of the top "
-        "passages is embedded here, so the selector is not limited by the four spans the "
-        "pipeline embeds per question. Reproduce: `.venv/bin/python eval/answer_study.py`.",
+        "passages competes, as in the pipeline. "
+        "Reproduce: `.venv/bin/python eval/answer_study.py`.",
         "",
-        "| passages read | ceiling | cosine alone | best weights in-sample | leave-one-out |",
-        "|---:|---:|---:|---:|---:|",
     ]
+    results = []
     for passages in PASSAGES:
         ceiling = np.mean([any(r[4] for r in rows if r[0] <= passages) for rows in table])
         by_weights = {w: picks(w, passages) for w in GRID}
@@ -71,10 +71,17 @@ def main(out: Path) -> None:
         for i in range(len(table)):  # weights chosen without question i, applied to it
             w = max(GRID, key=lambda w: sum(by_weights[w]) - by_weights[w][i])
             held_out.append(by_weights[w][i])
-        lines.append(
-            f"| {passages} | {ceiling:.3f} | {np.mean(picks((0, 0, 0), passages)):.3f} | "
-            f"{np.mean(by_weights[best]):.3f} {best} | {np.mean(held_out):.3f} |"
+        results.append(
+            [
+                str(passages),
+                f"{ceiling:.3f}",
+                f"{np.mean(picks((0, 0, 0), passages)):.3f}",
+                f"{np.mean(by_weights[best]):.3f} {best}",
+                f"{np.mean(held_out):.3f}",
+            ]
         )
+    head = ["passages read", "ceiling", "cosine alone", "best weights in-sample"]
+    lines.append(markdown(results, [*head, "leave-one-out"]))
     lines += [
         "",
         "The pipeline reads 3 passages; all their spans compete, with vectors embedded at "
