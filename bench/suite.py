@@ -37,6 +37,7 @@ from rag.build import build_index
 from rag.chunking import with_heading
 from rag.embedding import SentenceTransformerEmbedder
 from rag.evaluation.metrics import percentile
+from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline, ensure_index
 from rag.questions import load_questions
 from rag.settings import Settings, load_settings
@@ -180,45 +181,69 @@ def bench_http(settings: Settings, requests: int) -> dict:
 
 def render(build: dict, queries: dict, cli: dict, http: dict, settings: Settings) -> str:
     rows = [
-        "| measure | rag | baseline | rag / baseline |",
-        "|---|---:|---:|---:|",
-        f"| index build, passages/s ({build['chunks']} passages, and their "
-        f"{build['spans']} answer spans embedded too; baseline: `SentenceTransformer.encode` "
-        f"on the passages alone) | {build['ours']:.1f} | {build['baseline']:.1f} | "
-        f"{build['ours'] / build['baseline']:.2f}x throughput |",
-        f"| index build without answer spans (`RAG_ANSWERS=false`), passages/s | "
-        f"{build['without_spans']:.1f} | {build['baseline']:.1f} | "
-        f"{build['without_spans'] / build['baseline']:.2f}x throughput |",
+        [
+            f"index build, passages/s ({build['chunks']} passages, and their {build['spans']} "
+            "answer spans embedded too; baseline: `SentenceTransformer.encode` on the "
+            "passages alone)",
+            f"{build['ours']:.1f}",
+            f"{build['baseline']:.1f}",
+            f"{build['ours'] / build['baseline']:.2f}x throughput",
+        ],
+        [
+            "index build without answer spans (`RAG_ANSWERS=false`), passages/s",
+            f"{build['without_spans']:.1f}",
+            f"{build['baseline']:.1f}",
+            f"{build['without_spans'] / build['baseline']:.2f}x throughput",
+        ],
     ]
     base50, base99 = queries["timings"]["baseline"]
     for name, (p50, p99) in queries["timings"].items():
         if name != "baseline":
             rows.append(
-                f"| query in-process p50 / p99 ms, {name} (baseline: ST encode + bare "
-                f"FAISS flat search) | {p50:.1f} / {p99:.1f} | {base50:.1f} / {base99:.1f} | "
-                f"{p50 / base50:.2f}x / {p99 / base99:.2f}x |"
+                [
+                    f"query in-process p50 / p99 ms, {name} (baseline: ST encode + bare "
+                    "FAISS flat search)",
+                    f"{p50:.1f} / {p99:.1f}",
+                    f"{base50:.1f} / {base99:.1f}",
+                    f"{p50 / base50:.2f}x / {p99 / base99:.2f}x",
+                ]
             )
     ours, base = statistics.median(cli["ours"]), statistics.median(cli["baseline"])
     rows.append(
-        f"| `rag ask` wall s, median of {len(cli['ours'])} (max {max(cli['ours']):.2f}); "
-        f'baseline: `python -c "import sentence_transformers"` | {ours:.2f} | {base:.2f} | '
-        f"{ours / base:.2f}x |"
+        [
+            f"`rag ask` wall s, median of {len(cli['ours'])} (max {max(cli['ours']):.2f}); "
+            'baseline: `python -c "import sentence_transformers"`',
+            f"{ours:.2f}",
+            f"{base:.2f}",
+            f"{ours / base:.2f}x",
+        ]
     )
     for over_http, inside in http["runs"]:
         rows.append(
-            f"| HTTP p50 / p99 ms, {over_http['name']}, {over_http['n']} requests, "
-            f"{over_http['errors']} errors (baseline: in-process, same questions) | "
-            f"{over_http['p50']:.1f} / {over_http['p99']:.1f} | "
-            f"{inside['p50']:.1f} / {inside['p99']:.1f} | {over_http['p50'] / inside['p50']:.2f}x |"
+            [
+                f"HTTP p50 / p99 ms, {over_http['name']}, {over_http['n']} requests, "
+                f"{over_http['errors']} errors (baseline: in-process, same questions)",
+                f"{over_http['p50']:.1f} / {over_http['p99']:.1f}",
+                f"{inside['p50']:.1f} / {inside['p99']:.1f}",
+                f"{over_http['p50'] / inside['p50']:.2f}x",
+            ]
         )
         rows.append(
-            f"| HTTP throughput req/s, {over_http['name']} | {over_http['rps']:.1f} | "
-            f"{inside['rps']:.1f} | {over_http['rps'] / inside['rps']:.2f}x |"
+            [
+                f"HTTP throughput req/s, {over_http['name']}",
+                f"{over_http['rps']:.1f}",
+                f"{inside['rps']:.1f}",
+                f"{over_http['rps'] / inside['rps']:.2f}x",
+            ]
         )
     rows.append(
-        f"| server peak RSS MB after the HTTP runs, index {http['index_mb']:.1f} MB on disk "
-        "(baseline: a plain script holding the model and the same vectors in FAISS) | "
-        f"{http['rss']:.0f} | {http['plain_rss']:.0f} | {http['rss'] / http['plain_rss']:.2f}x |"
+        [
+            f"server peak RSS MB after the HTTP runs, index {http['index_mb']:.1f} MB on disk "
+            "(baseline: a plain script holding the model and the same vectors in FAISS)",
+            f"{http['rss']:.0f}",
+            f"{http['plain_rss']:.0f}",
+            f"{http['rss'] / http['plain_rss']:.2f}x",
+        ]
     )
     header = [
         "# Benchmarks",
@@ -230,7 +255,8 @@ def render(build: dict, queries: dict, cli: dict, http: dict, settings: Settings
         "interleaved). Each baseline ran in the same run as its row.",
         "",
     ]
-    return "\n".join(header + rows) + "\n"
+    table = markdown(rows, ["measure", "rag", "baseline", "rag / baseline"])
+    return "\n".join([*header, table]) + "\n"
 
 
 def main() -> None:
