@@ -27,8 +27,8 @@ from rag.manifest import DocumentRecord, Manifest
 from rag.onnx_encoder import export_fast_encoder, remove_abandoned_exports
 from rag.params import build_settings_of, differences
 from rag.passages import answer_span_texts, index_document
+from rag.publish import save_index
 from rag.settings import BUILD_FIELDS, Settings
-from rag.store import save_index
 from rag.vector_cache import VectorCache
 from rag.vector_index import build_vector_index, choose_type
 from rag.vector_sources import Progress, VectorSources, embed_and_cache, previous_build

@@ -29,7 +29,10 @@ _BINARY_SNIFF_BYTES = 8192
 
 @dataclass(frozen=True)
 class Document:
-    """One corpus file. `text` is its bytes decoded as UTF-8, newlines untouched;
+    """One corpus file's content, in memory while a build reads it. What the index keeps of
+    it is a `rag.manifest.DocumentRecord` (which extends the `DocumentInfo` the API shows);
+    the two are kept apart on purpose: the text is never written into the manifest.
+    `text` is its bytes decoded as UTF-8, newlines untouched;
     `checkpoints` maps character offsets to byte offsets and lines (`char_checkpoints`)."""
 
     doc_id: str

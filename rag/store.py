@@ -1,5 +1,5 @@
-"""The index on disk: a folder of named files, written by one `save_index`, read by one
-`load_index`, published atomically.
+"""The index on disk: a folder of named files, read by one `load_index` (written by one
+`rag.publish.save_index`, published atomically).
 
     index/
       CURRENT                 name of the live build, replaced atomically (os.replace)
@@ -23,22 +23,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import time
-import uuid
 import weakref
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from rag.chunking import Chunk
 from rag.duplicates import DuplicateGroups
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
-from rag.holds import hold_build, holds_supported, release, unheld
+from rag.holds import hold_build, release
 from rag.lexical import LexicalIndex
 from rag.manifest import (
     BM25,
@@ -49,20 +44,18 @@ from rag.manifest import (
     SPAN_VECTORS,
     VECTORS,
     DocumentRecord,
-    FileEntry,
     Manifest,
-    checksum,
     corrupt,
     read_manifest,
     verify_files,
 )
 from rag.models import DocumentInfo
-from rag.vector_index import read_vector_index, write_vector_index
+from rag.vector_index import read_vector_index
 
 LOG = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
-_BUILD_PREFIX = "build-"
+BUILD_PREFIX = "build-"
 
 
 @dataclass
@@ -108,7 +101,7 @@ def current_build(index_dir: Path) -> Path | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorrupt(f"cannot read {pointer} ({exc}); run `rag index` to repair it") from None
     build = Path(index_dir) / name
-    if not name.startswith(_BUILD_PREFIX) or "/" in name or not (build / MANIFEST).is_file():
+    if not name.startswith(BUILD_PREFIX) or "/" in name or not (build / MANIFEST).is_file():
         raise IndexCorrupt(
             f"{pointer} names no complete build ({name[:80]!r}); run `rag index` to repair it "
             "(vectors already embedded are reused)"
@@ -120,7 +113,7 @@ def newest_complete_build(index_dir: Path) -> Path | None:
     """The most recent build folder whose manifest reads and whose files pass their
     checksums: what a damaged pointer is repaired from, its vectors reused."""
     builds = sorted(
-        (p for p in Path(index_dir).glob(f"{_BUILD_PREFIX}*") if (p / MANIFEST).is_file()),
+        (p for p in Path(index_dir).glob(f"{BUILD_PREFIX}*") if (p / MANIFEST).is_file()),
         key=lambda p: p.name,
         reverse=True,
     )
@@ -250,91 +243,3 @@ def indexed_records(index_dir: Path) -> dict[str, DocumentRecord]:
 def indexed_documents(index_dir: Path) -> list[DocumentInfo]:
     """The documents of the live index, from its manifest alone."""
     return [d.info() for d in indexed_records(index_dir).values()]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    with open(path, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def save_index(
-    index_dir: Path,
-    manifest: Manifest,
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-    faiss_index: Any,
-    lexical: LexicalIndex,
-    span_keys: np.ndarray,
-    span_vectors: np.ndarray,
-) -> Path:
-    """Write a complete build into a new folder, then switch CURRENT to it."""
-    index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    build = index_dir / f"{_BUILD_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}"
-    build.mkdir()
-
-    def write_chunks(fh: BinaryIO) -> None:
-        for chunk in chunks:
-            fh.write(json.dumps(asdict(chunk), ensure_ascii=False).encode("utf-8") + b"\n")
-
-    _write_file(build / CHUNKS, write_chunks)
-    _write_file(build / VECTORS, lambda fh: np.save(fh, vectors))
-    _write_file(build / SPAN_KEYS, lambda fh: np.save(fh, span_keys))
-    _write_file(build / SPAN_VECTORS, lambda fh: np.save(fh, span_vectors.astype(np.float16)))
-    write_vector_index(faiss_index, build / FAISS_INDEX)  # streamed to disk, no copy in memory
-    with open(build / FAISS_INDEX, "rb+") as fh:
-        os.fsync(fh.fileno())
-    lexical.save(build / BM25)
-    names = [CHUNKS, VECTORS, SPAN_KEYS, SPAN_VECTORS, FAISS_INDEX]
-    names += [f"{BM25}/{p.name}" for p in sorted((build / BM25).iterdir())]
-    manifest.files = {
-        name: FileEntry(bytes=(build / name).stat().st_size, blake3=checksum(build / name))
-        for name in names
-    }
-    manifest.chunk_count = len(chunks)
-    body = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False).encode("utf-8")
-    _write_file(build / MANIFEST, lambda fh: fh.write(body))
-    _fsync_dir(build)
-    publish_build(index_dir, build)
-    return build
-
-
-def publish_build(index_dir: Path, build: Path) -> None:
-    """Point CURRENT at `build` in one atomic rename, then drop builds no reader needs."""
-    try:
-        previous = current_build(index_dir)
-    except IndexCorrupt:  # a damaged pointer is what this publish repairs
-        previous = None
-    pointer_tmp = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}.tmp"
-    _write_file(pointer_tmp, lambda fh: fh.write(build.name.encode("utf-8")))
-    os.replace(pointer_tmp, index_dir / POINTER)
-    _fsync_dir(index_dir)
-    remove_stale_builds(index_dir, keep={build, previous})
-
-
-def remove_stale_builds(index_dir: Path, keep: set[Path | None]) -> None:
-    """Remove builds but those in `keep` (the live one and the one before it, the fallback
-    of a damaged pointer) and those a reader holds (rag.holds), with what interrupted
-    builds left behind. Callers hold the build lock, so no build is being written."""
-    for path in index_dir.iterdir():
-        if path.is_dir() and path.name.startswith(_BUILD_PREFIX) and path not in keep:
-            fd = unheld(path)
-            if fd is None and holds_supported():
-                LOG.info("kept %s: a reader still uses it", path.name)
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-            if fd is not None and fd >= 0:
-                release(fd)
-    for tmp in index_dir.glob(f".{POINTER}.*.tmp"):
-        tmp.unlink(missing_ok=True)

@@ -137,6 +137,12 @@ def test_an_index_is_used_as_built(fake_settings, fake_embedder, monkeypatch):
     assert current_build(idx2) == build  # answered from the index as built: no rebuild
     wrong = rag("ask", "x", "--index-dir", str(idx2), env={"RAG_CHUNK_SIZE": "800"})
     assert wrong.exit_code == 2 and "chunk_size 400 (given 800)" in wrong.stderr
+    from api.state import ServerState  # what `rag serve --index-dir idx2` loads
+
+    state = ServerState(load_settings(index_dir=idx2), embedder=fake_embedder)
+    state.load()
+    assert state.pipeline is not None, state.problem
+    assert state.pipeline.settings.chunk_size == 400 and state.pipeline.index.path == build
     changed = rag("index", "--index-dir", str(idx2), "--chunk-size", "500")
     assert changed.exit_code == 0 and "rebuilding with chunk_size 500 (was 400)" in changed.stderr
     assert live_manifest(idx2).chunk_size == 500
