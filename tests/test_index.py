@@ -127,7 +127,7 @@ def test_build_failure_before_publish_keeps_old_index(
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("rag.store.publish_build", crash)
+    monkeypatch.setattr("rag.publish.publish_build", crash)
     with pytest.raises(OSError):
         build_index(fake_settings, embedder=FakeEmbedder())
     after = load_index(fake_settings.index_dir)
