@@ -3,6 +3,7 @@ and the size and checksum of every file, written last and read first."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -91,8 +92,22 @@ def corrupt(path: Path, problem: str) -> IndexCorrupt:
 
 
 def read_manifest(build: Path) -> Manifest:
+    """The manifest of a build. A build is never changed once written, so a manifest read
+    before (same file, same mtime and size) is not parsed again: one `rag ask` consults it
+    several times, and a large corpus's manifest takes a while to validate."""
+    path = build / MANIFEST
     try:
-        data = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
+        st = path.stat()
+    except FileNotFoundError:
+        raise corrupt(path, "is missing") from None
+    return _parse_manifest(path, st.st_ino, st.st_mtime_ns, st.st_size).model_copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_manifest(path: Path, inode: int, mtime_ns: int, size: int) -> Manifest:
+    build = path.parent
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
         version = data.get("format_version") if isinstance(data, dict) else None
         if version != FORMAT_VERSION:
             raise IndexMismatch(
