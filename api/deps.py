@@ -49,5 +49,4 @@ def require_api_key(
 
 
 StateDep = Annotated[ServerState, Depends(get_state)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

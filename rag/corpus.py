@@ -79,7 +79,8 @@ def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
         folder = stack.pop()
         try:
             with os.scandir(folder) as listing:
-                entries = sorted((e for e in listing if not e.name.startswith(".")), key=_name)
+                entries = [e for e in listing if not e.name.startswith(".")]
+            entries.sort(key=lambda e: e.name)
         except OSError as exc:
             LOG.warning("skipped %s: cannot list it (%s)", _printable(folder), exc.strerror or exc)
             continue
@@ -100,10 +101,6 @@ def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
                 seen.add(real)
                 below.append(entry.path)
         stack.extend(reversed(below))
-
-
-def _name(entry: os.DirEntry) -> str:
-    return entry.name
 
 
 def list_document_files(corpus_dir: Path) -> list[FileStamp]:
