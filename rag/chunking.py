@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rag.structure import Layout, analyze_layout, split_sentences
 
 # Bumped whenever chunk boundaries change for the same settings, so that indexes rebuild.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,20 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
 
+    def term_weights(self, text: str) -> dict[str, float]:
+        """The text's content terms with their inverse document frequency (Lucene's, as
+        BM25 uses it); a term no passage holds weighs most. What a question is about is
+        carried by its rare terms: a name matters more than "year"."""
+        terms = set(tokenize([text], self.stem, self.stopwords)[0])
+        vocab, indptr = self.retriever.vocab_dict, self.retriever.scores["indptr"]
+        n = self.size
+        weights = {}
+        for term in terms:
+            at = vocab.get(term)
+            df = 0 if at is None or at + 1 >= len(indptr) else int(indptr[at + 1] - indptr[at])
+            weights[term] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return weights
+
     def unseen_share(self, question: str) -> float:
         """Share of the question's content words that no passage uses: a question about
         things the corpus never names is likely not answered by it."""

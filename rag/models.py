@@ -23,9 +23,14 @@ class Location(BaseModel):
 class Explanation(BaseModel):
     """Why a passage ranked where it did: its place in each ranking that was fused."""
 
-    dense_rank: int | None = Field(description="Rank by cosine similarity (None: not in pool).")
+    dense_rank: int | None = Field(
+        description="Rank by meaning: the cosine of the passage and of its best sentence with "
+        "the question (None: not among the 100 the dense search proposed)."
+    )
     dense_score: float | None
-    bm25_rank: int | None = Field(description="Rank by BM25 (None: no query word matched).")
+    bm25_rank: int | None = Field(
+        description="Rank by BM25 (None: no query word matched, or not among its best 100)."
+    )
     bm25_score: float | None
     fused_score: float = Field(description="The score the hit was ranked by.")
 

@@ -9,7 +9,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["dense", "bm25", "hybrid"]
-Fusion = Literal["rrf", "score"]
+Fusion = Literal["zscore", "minmax", "rrf"]
 MODES: tuple[str, ...] = get_args(Mode)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 

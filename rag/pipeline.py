@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from rag.answer import SentenceScore, answer_of, best_sentence, confidence, score_sentences
+from rag.answer import SpanScore, answer_of, best_span, confidence, score_spans
 from rag.build import BuildReport, build_index
 from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query, vector_key
 from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
@@ -136,8 +136,8 @@ class Pipeline:
         hits = [hit_of(self.index, c, rank, explain) for rank, c in enumerate(found, 1)]
         answer, answerable = None, None
         if self.settings.answers:
-            best = self.best_sentence(text, hits, xq)
-            sure = confidence(best.features()) if best is not None else 0.0
+            best = self.best_span(text, hits, xq)
+            sure = confidence(best.confidence_features()) if best is not None else 0.0
             answerable = best is not None and sure >= self.settings.answer_threshold
             answer = answer_of(best, sure) if best is not None and answerable else None
         took_ms = (time.perf_counter() - started) * 1000
@@ -168,16 +168,21 @@ class Pipeline:
                 responses.append(self.ask(text, o, xq=xq))
         return responses
 
-    def best_sentence(
+    def best_span(
         self, question: str, hits: list[Hit], xq: np.ndarray | None = None
-    ) -> SentenceScore | None:
-        """The sentence of the top passages most likely to answer, with its features."""
+    ) -> SpanScore | None:
+        """The span of the top passages most likely to answer, with its features."""
+        return best_span(self.score_spans(question, hits, xq))
+
+    def score_spans(
+        self, question: str, hits: list[Hit], xq: np.ndarray | None = None
+    ) -> list[SpanScore]:
+        """Every candidate answer span of the top passages, with its features."""
         if not hits:
-            return None
+            return []
         if xq is None:
             xq = embed_query(self.embedder, question)
-        unseen = self.index.lexical.unseen_share(question) if self.index.lexical else 0.0
-        return best_sentence(score_sentences(question, xq, hits, self.span_vectors, unseen))
+        return score_spans(question, xq, hits, self.span_vectors, self.index.lexical)
 
     def span_vectors(self, texts: list[str]) -> np.ndarray:
         """The vectors of these answer spans: from the index, which embedded every span of

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import Chunk
+from rag.chunking import Chunk, passage_spans
 from rag.duplicates import DuplicateGroups
+from rag.embedding import vector_key
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
 from rag.holds import hold_build, release
 from rag.lexical import LexicalIndex
@@ -58,6 +59,9 @@ POINTER = "CURRENT"
 BUILD_PREFIX = "build-"
 
 
+SPAN_LOOKUPS_KEPT = 200_000  # passages whose sentence rows are remembered (~30 MB)
+
+
 @dataclass
 class IndexData:
     """A loaded index: everything a query needs (vectors and FAISS file memory-mapped)."""
@@ -73,6 +77,7 @@ class IndexData:
     documents: dict[str, DocumentRecord] = field(init=False)
     duplicates: DuplicateGroups = field(init=False)
     rows_by_doc: dict[str, list[int]] = field(init=False)
+    _spans_of_passage: dict[int, np.ndarray] = field(init=False, repr=False)
 
     def span_rows(self, keys: list[str]) -> np.ndarray:
         """Rows of `span_vectors` for these vector keys; -1 where a key is not stored."""
@@ -82,7 +87,25 @@ class IndexData:
         at = np.searchsorted(self.span_keys, wanted).clip(max=len(self.span_keys) - 1)
         return np.where(self.span_keys[at] == wanted, at, -1)
 
+    def spans_of(self, row: int) -> np.ndarray:
+        """Rows of `span_vectors` holding passage `row`'s sentences (and sentence pairs),
+        looked up once per passage and remembered: retrieval scores a passage by them."""
+        found = self._spans_of_passage.get(row)
+        if found is None:
+            chunk = self.chunks[row]
+            model = self.manifest.model
+            keys = [
+                vector_key(model, chunk.text[start:end])
+                for start, end, _ in passage_spans(chunk.text, chunk.section)
+            ]
+            rows = self.span_rows(keys) if keys else np.empty(0, dtype=np.int64)
+            if len(self._spans_of_passage) >= SPAN_LOOKUPS_KEPT:  # bounded: start afresh
+                self._spans_of_passage.clear()
+            found = self._spans_of_passage[row] = rows[rows >= 0]
+        return found
+
     def __post_init__(self) -> None:
+        self._spans_of_passage = {}
         self.documents = {d.doc_id: d for d in self.manifest.documents}
         self.duplicates = DuplicateGroups([c.text for c in self.chunks])
         self.rows_by_doc = {}

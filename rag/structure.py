@@ -5,8 +5,9 @@ They are recognised by what the lines look like, not by a list of known strings:
 
 - a line repeated close to itself (an image caption around its headline) or three times in
   one page (a byline, a "continue reading" link) is page furniture;
-- a line with no letters, a bare URL, a copyright notice, a comma-separated tag list or a
-  run of `Key: value` fields is metadata;
+- a line with no letters, a bare URL, a copyright notice or a comma-separated tag list is
+  metadata; a run of `Key: value` fields (a byline: "Published On: December 5, 2018
+  Categories: ...") is kept as text of its own, since a reader may ask for its date;
 - a line that ends with the heading below it is a breadcrumb;
 - a short, unpunctuated line is a heading only when prose follows it closely; otherwise
   (a share button, a "read more" link, a footer) it is boilerplate.
@@ -134,20 +135,21 @@ def _is_tag_list(s: str) -> bool:
 
 
 def _is_metadata(s: str) -> bool:
+    return not _WORD.search(s) or bool(_URL.match(s)) or "©" in s or _is_tag_list(s)
+
+
+def _is_fields(s: str) -> bool:
+    """A short run of `Key: value` fields: a byline or a dateline."""
     short = not _ends_sentence(s) and len(_WORD.findall(s)) < _LONG_LINE_WORDS
-    return (
-        not _WORD.search(s)
-        or bool(_URL.match(s))
-        or "©" in s
-        or (short and len(_FIELD.findall(s)) >= 2)
-        or _is_tag_list(s)
-    )
+    return short and len(_FIELD.findall(s)) >= 2
 
 
 def _shape(s: str) -> Kind | Literal["candidate"]:
     """First look at one block alone."""
     if _is_metadata(s):
         return "boilerplate"
+    if _is_fields(s):
+        return "prose"
     words = _WORD.findall(s)
     if _is_title_case(words):
         return "candidate"

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -122,18 +123,17 @@ def test_relevance_needs_gold_document_and_answer_and_counts_copies():
 
 
 def test_regression_gate(seed_pipeline):
-    """Fails when answer quality drops. Measured on 2026-11-24 with the defaults
-    (all-MiniLM-L6-v2, chunks 600/300, hybrid with normalized score fusion, BM25 with
-    stemming and stopwords; eval/report.md): Hit@5 0.923, MRR@10 0.804, answer accuracy
-    0.712, 4 of 7 unanswerable questions abstained and no answerable one. The margins are
-    about one question."""
+    """Fails when answer quality drops on the dev questions (in-sample: the constants were
+    fitted on them). Measured on 2026-12-03 with the defaults (eval/report.md): Hit@5 0.953,
+    MRR@10 0.880, answer accuracy 0.733, 12 of 23 unanswerable questions abstained, 3 of 86
+    answerable ones wrongly. The margins are about two questions."""
     report = evaluate_questions(seed_pipeline, load_questions(QUESTIONS), modes=["hybrid"])
     metrics = report.modes[0].metrics
-    assert metrics["Hit@5"] >= 0.923 - 0.02, metrics
-    assert metrics["MRR@10"] >= 0.804 - 0.02, metrics
-    assert metrics["answer accuracy"] >= 0.712 - 0.02, metrics
-    assert metrics["abstain recall"] >= 3 / 7, metrics
-    assert metrics["wrongly abstained"] <= 1, metrics
+    assert metrics["Hit@5"] >= 0.953 - 0.025, metrics
+    assert metrics["MRR@10"] >= 0.880 - 0.025, metrics
+    assert metrics["answer accuracy"] >= 0.733 - 0.025, metrics
+    assert metrics["abstain recall"] >= 10 / 23, metrics
+    assert metrics["wrongly abstained"] <= 5, metrics
     assert metrics["citations exact"] == 1.0
 
 
@@ -174,6 +174,21 @@ def test_beir_dataset_is_indexed_once_and_scored(tmp_path: Path):
     again = FakeEmbedder()
     evaluate_beir(settings, dataset, again, depth=100)
     assert again.embedded == []  # ...and not a second time
+
+
+def test_beir_queries_longer_than_the_limit_are_cut_with_a_warning(tmp_path: Path, caplog):
+    """CISI has a 2,023-character query: it must not stop the run."""
+    dataset = _tiny_beir(tmp_path / "tiny")
+    long_query = "heat conduction composite slabs " + "analysis " * 300
+    with open(dataset / "queries.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"_id": "4", "text": long_query}) + "\n")
+    with open(dataset / "qrels" / "test.tsv", "a", encoding="utf-8") as fh:
+        fh.write("4\td2\t1\n")
+    settings = load_settings(model="fake", cache_dir=tmp_path / "cache", max_question_chars=500)
+    with caplog.at_level("WARNING"):
+        report = evaluate_beir(settings, dataset, FakeEmbedder(), depth=100)
+    assert report.modes[0].metrics["queries"] == 3
+    assert "1 queries are longer than RAG_MAX_QUESTION_CHARS=500" in caplog.text
 
 
 def test_rag_eval_cli_writes_json_report_and_plot(seed_index, real_embedder, monkeypatch, tmp_path):
@@ -221,7 +236,7 @@ def test_rag_eval_cli_writes_json_report_and_plot(seed_index, real_embedder, mon
 
 
 def test_sweep_builds_one_index_per_setting(fake_settings, tmp_path):
-    from rag.evaluation.sweep import run_sweep, sweep_markdown
+    from rag.evaluation.sweep import run_sweep, sweep_choice, sweep_markdown
 
     settings = fake_settings.model_copy(update={"cache_dir": tmp_path / "cache"})
     questions = load_questions(QUESTIONS)[:5]
@@ -232,6 +247,8 @@ def test_sweep_builds_one_index_per_setting(fake_settings, tmp_path):
     passages = {(r["chunk_size"], r["chunk_overlap"]): r["passages"] for r in rows}
     assert passages[(400, 0)] > passages[(800, 0)]  # smaller chunks, more of them
     assert sweep_markdown(rows).count("\n") == len(rows) + 1
+    choices = sweep_choice(rows)
+    assert len(choices) == 3 and all("cross-validation" in line for line in choices)
     assert current_build(settings.index_dir) is None  # a sweep never touches the main index
 
 
@@ -246,3 +263,24 @@ def test_beir_qrels_with_or_without_a_header(tmp_path: Path, header: bool):
     path.write_text(rows + "q3\td4\thigh\n", "utf-8")
     with pytest.raises(ConfigError, match=":4: the score 'high'"):
         load_beir_qrels(path)
+
+
+def test_bootstrap_interval_and_questions_moved():
+    from rag.evaluation.stats import bootstrap_interval, moved
+
+    values = [1.0] * 45 + [0.0] * 15  # 0.75 over 60 questions
+    lo, hi = bootstrap_interval(values)
+    assert 0.6 < lo < 0.75 < hi < 0.9
+    assert bootstrap_interval([1.0, 1.0]) == (1.0, 1.0)
+    assert moved({"a": 1.0, "b": 0.0, "c": 0.5}, {"a": 0.0, "b": 1.0, "c": 1.0}) == (2, 1)
+
+
+def test_cross_validated_choice_scores_the_choice_on_held_out_questions():
+    from rag.evaluation.stats import cross_validated_choice
+
+    rng = np.random.default_rng(0)
+    good = (rng.random(100) < 0.8).astype(float)
+    table = {"good": good, "bad": 1.0 - good, "noise": (rng.random(100) < 0.5).astype(float)}
+    held_out, chosen = cross_validated_choice(table)
+    assert chosen == "good"
+    assert held_out == pytest.approx(good.mean(), abs=0.02)

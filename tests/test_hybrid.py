@@ -11,7 +11,7 @@ from rag.build import build_index
 from rag.errors import IndexCorrupt
 from rag.manifest import FORMAT_VERSION, MANIFEST
 from rag.pipeline import Pipeline
-from rag.search import RRF_K, SCORE_FUSION_ALPHA, rank_passages
+from rag.search import DENSE_WEIGHT, FUSION_DEPTH, RRF_K, rank_passages
 from rag.settings import Settings
 from rag.store import current_build, load_index
 
@@ -29,7 +29,7 @@ def test_rrf_fuses_reciprocal_ranks(fake_pipeline: Pipeline):
     index = fake_pipeline.index
     question = "Amnesty report death commission"
     xq = fake_pipeline.embedder.embed_batch([question], "query")[0]
-    ranking = rank_passages(index, xq, question, "hybrid", pool=50, fusion="rrf")
+    ranking = rank_passages(index, xq, question, "hybrid", depth=50, fusion="rrf")
     assert ranking
     for c in ranking:
         expected = sum(1.0 / (RRF_K + r) for r in (c.dense_rank, c.bm25_rank) if r is not None)
@@ -37,18 +37,60 @@ def test_rrf_fuses_reciprocal_ranks(fake_pipeline: Pipeline):
     assert [c.score for c in ranking] == sorted((c.score for c in ranking), reverse=True)
 
 
-def test_score_fusion_is_normalized(fake_pipeline: Pipeline):
+def test_minmax_fusion_puts_each_ranking_on_its_own_scale(fake_pipeline: Pipeline):
+    """score = alpha * dense + (1 - alpha) * bm25, each min-max scaled over the passages
+    its own ranking proposed (the fixed-depth pool)."""
     index = fake_pipeline.index
     question = "Amnesty report death commission"
     xq = fake_pipeline.embedder.embed_batch([question], "query")[0]
-    ranking = rank_passages(index, xq, question, "hybrid", pool=50, fusion="score")
-    assert all(0.0 <= c.score <= 1.0 for c in ranking)
-    # Each ranking's first passage gets its full normalized share, its last none.
-    dense_first = next(c for c in ranking if c.dense_rank == 1)
-    bm25_first = next(c for c in ranking if c.bm25_rank == 1)
-    assert dense_first.score >= SCORE_FUSION_ALPHA - 1e-9
-    assert bm25_first.score >= 1 - SCORE_FUSION_ALPHA - 1e-9
-    assert min(c.score for c in ranking) == pytest.approx(0.0, abs=1e-9) or len(ranking) < 2
+    ranking = rank_passages(index, xq, question, "hybrid", fusion="minmax")
+    dense = [c.dense_score for c in ranking if c.dense_rank is not None]
+    bm25 = [c.bm25_score for c in ranking if c.bm25_rank is not None]
+    both = [c for c in ranking if c.dense_rank is not None and c.bm25_rank is not None]
+    assert both
+    for c in both:
+        d = (c.dense_score - min(dense)) / (max(dense) - min(dense))
+        b = (c.bm25_score - min(bm25)) / (max(bm25) - min(bm25))
+        assert c.score == pytest.approx(DENSE_WEIGHT * d + (1 - DENSE_WEIGHT) * b, abs=1e-5)
+
+
+QUESTIONS = [
+    "How far is Camp Ashraf from Baghdad?",
+    "Who wrote the graphic novel?",
+    "Amnesty International report 1988 massacre",
+    "What did the former political prisoners ask the United Nations to do?",
+    "When was the MEK founded?",
+]
+
+
+@pytest.mark.parametrize("fusion", ["zscore", "minmax", "rrf"])
+def test_fewer_results_are_the_first_of_more(seed_pipeline, fusion):
+    """A passage's score does not depend on k: k=5 is the head of k=10 (and k=3 of k=5),
+    in every mode, with and without a document filter."""
+    pipeline = Pipeline(
+        seed_pipeline.settings.model_copy(update={"fusion": fusion, "answers": False}),
+        seed_pipeline.index,
+        seed_pipeline.embedder,
+    )
+    docs = sorted(pipeline.index.documents)
+    for question in QUESTIONS:
+        for mode in ("dense", "bm25", "hybrid"):
+            for doc_ids in (None, docs[2:]):
+                runs = {
+                    k: [
+                        (h.chunk_id, h.score)
+                        for h in pipeline.ask(question, k=k, mode=mode, doc_ids=doc_ids).hits
+                    ]
+                    for k in (3, 5, 10)
+                }
+                assert runs[5][:3] == runs[3], (question, mode, doc_ids)
+                assert runs[10][:5] == runs[5], (question, mode, doc_ids)
+
+
+def test_fusion_depth_is_fixed_and_deepens_only_for_copies(seed_pipeline):
+    assert FUSION_DEPTH == 100
+    hits = seed_pipeline.ask("Camp Ashraf", k=50, mode="hybrid").hits
+    assert len(hits) == len({h.chunk_id for h in hits}) == 50
 
 
 def test_bm25_finds_no_passage_for_unknown_words(fake_pipeline: Pipeline):

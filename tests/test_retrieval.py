@@ -80,8 +80,10 @@ def test_reprinted_passage_comes_back_once(seed_pipeline):
     assert {hit.doc_id, *others} == {"003_bddc2f2a3ccead0c.txt", "004_344e65d2d89902b4.txt"}
 
 
-def test_scores_are_cosines_in_rank_order(seed_pipeline):
-    hits = seed_pipeline.ask("Amnesty International report on the 1988 massacre", k=8).hits
+def test_dense_scores_are_cosines_in_rank_order(seed_pipeline):
+    """Dense mode scores a passage by its cosine and its best sentence's, mixed."""
+    question = "Amnesty International report on the 1988 massacre"
+    hits = seed_pipeline.ask(question, k=8, mode="dense").hits
     assert [h.rank for h in hits] == list(range(1, 9))
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)

@@ -40,6 +40,22 @@ def test_scraped_page_furniture_is_boilerplate():
     assert kinds["Rescue teams worked through the night to reach families on the roofs."] == "prose"
 
 
+def test_a_byline_with_its_date_is_text():
+    """A reader may ask when an article was published: the byline's fields are indexed."""
+    text = (SEEDS / "004_344e65d2d89902b4.txt").read_text(encoding="utf-8")
+    layout = analyze_layout(text)
+    byline = next(b for b in layout.blocks if "Published On" in text[b.start : b.end])
+    assert byline.kind == "prose" and "December 5, 2018" in text[byline.start : byline.end]
+    assert layout.title == "Amnesty International's report on the 1988 massacre"
+
+
+def test_a_byline_answers_when_an_article_was_published(seed_pipeline):
+    question = "When was the article on Amnesty's 1988 report published?"
+    for mode, k in (("bm25", 5), ("hybrid", 10)):
+        hits = seed_pipeline.ask(question, k=k, mode=mode).hits
+        assert any("December 5, 2018" in h.text for h in hits), mode
+
+
 def test_caption_repeated_around_headline_is_boilerplate():
     page = "Photo of the harbour\n\nHarbour Reopens After Storm\n\nPhoto of the harbour\n\n" + (
         "The harbour reopened on Friday after a week of repairs to the main pier."

@@ -71,13 +71,19 @@ def run(
     depth: Annotated[int, typer.Option("-k", "--depth", min=1, help="Ranks scored.")] = 10,
     json_file: JsonFileOpt = None,
     report: ReportOpt = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(help="An earlier --json result: say which questions this run moved."),
+    ] = None,
     corpus: CorpusOpt = None,
     index_dir: IndexDirOpt = None,
 ) -> None:
     """Hit@1, Hit@5, MRR@10, document Recall@5 and nDCG@10, answer accuracy, exact
-    citations and latency on a question set, in every retrieval mode.
+    citations and latency on a question set, in every retrieval mode, with 95% bootstrap
+    intervals over the questions.
 
     Examples:  rag eval run  |  rag eval run --report eval/report.md --json results.json
+               rag eval run --compare before.json
     """
     from rag.evaluation import evaluate_questions
     from rag.options import MODES
@@ -95,6 +101,20 @@ def run(
     finally:
         stop()
     _write(result, json_file, report)
+    if compare is not None:
+        from rag.evaluation.stats import moved_lines
+
+        out.print(Text("\n".join(moved_lines(_read_report(compare), result))))
+
+
+def _read_report(path: Path):
+    from rag.errors import ConfigError
+    from rag.evaluation.results import EvalReport
+
+    try:
+        return EvalReport.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path} as a `rag eval run --json` result ({exc})") from None
 
 
 @evaluate.command("beir")
@@ -147,17 +167,18 @@ def sweep(
     model: ModelOpt = None,
 ) -> None:
     """Compare chunk sizes and overlaps on a question set (each indexed once, under
-    RAG_CACHE_DIR; the main index is not touched).
+    RAG_CACHE_DIR; the main index is not touched), with the setting chosen by
+    cross-validation.
 
     Example:  rag eval sweep --sizes 400,600 --overlaps 0,300 --report eval/sweep.md
     """
-    from rag.evaluation.sweep import run_sweep, sweep_markdown
+    from rag.evaluation.sweep import run_sweep, sweep_choice, sweep_markdown
     from rag.questions import load_questions
 
     grid = _ints(sizes), _ints(overlaps)
     settings = load_settings(corpus_dir=corpus, model=model)
     rows = run_sweep(settings, load_questions(questions), _embedder(settings), *grid, depth)
-    table = sweep_markdown(rows)
+    table = sweep_markdown(rows) + "\n\n" + "\n".join(f"- {line}" for line in sweep_choice(rows))
     out.print(table)
     if report is not None:
         intro = (
@@ -174,14 +195,17 @@ def sweep(
 @handle_errors
 def calibrate(
     questions: QuestionsOpt = DEFAULT_QUESTIONS,
+    folds: Annotated[
+        int, typer.Option(min=2, max=20, help="Cross-validation folds for the report.")
+    ] = 5,
     report: ReportOpt = None,
     corpus: CorpusOpt = None,
     index_dir: IndexDirOpt = None,
 ) -> None:
-    """Fit the answer confidence and the abstention threshold on a question set; prints
-    the setting that applies the threshold.
+    """Fit the answer algorithm (span selection, confidence, abstention threshold) on a
+    question set and report it by cross-validation; prints the constants it found.
 
-    Example:  rag eval calibrate --report eval/abstention.md
+    Example:  rag eval calibrate --folds 5 --report eval/abstention.md
     """
     from rag.evaluation.calibration import calibrate_markdown, calibrate_questions
     from rag.pipeline import Pipeline
@@ -191,9 +215,12 @@ def calibrate(
     embedder = _embedder(settings)
     ensure(settings, embedder)
     pipeline = Pipeline.open(settings, embedder=embedder)
-    result = calibrate_questions(pipeline, load_questions(questions))
-    text = calibrate_markdown(result, questions)
+    result = calibrate_questions(pipeline, load_questions(questions), folds)
+    text = calibrate_markdown(result, questions, folds)
     out.print(text)
     if report is not None:
         report.write_text(text + "\n", encoding="utf-8")
-    err.print(Text(f"to apply it: export RAG_ANSWER_THRESHOLD={result['threshold']}"))
+    fitted = result["fitted"]
+    err.print(Text(f"SELECTION_WEIGHTS = {fitted.selection}"))
+    err.print(Text(f"CONFIDENCE_WEIGHTS = {fitted.confidence}"))
+    err.print(Text(f"to apply the threshold: export RAG_ANSWER_THRESHOLD={fitted.threshold}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +24,8 @@ from rag.evaluation.metrics import (
     passage_metrics,
     percentile,
 )
-from rag.evaluation.results import EvalReport, ModeReport, QuestionResult
+from rag.evaluation.results import EvalReport, ModeReport, QuestionResult, per_question_figures
+from rag.evaluation.stats import bootstrap_interval
 from rag.models import QueryResponse
 from rag.options import MODES
 from rag.pipeline import Pipeline
@@ -31,6 +33,7 @@ from rag.questions import Question
 from rag.settings import Settings
 from rag.vector_sources import Progress
 
+LOG = logging.getLogger(__name__)
 Tick = Callable[[int, int], None]  # (done, total) questions
 
 
@@ -133,7 +136,15 @@ def evaluate_questions(
         metrics.update(answer_metrics(results))
         metrics.update(_latency([r.took_ms for r in results]))
         metrics["questions"] = float(len(answerable))
-        reports.append(ModeReport(mode=mode, metrics=metrics, hit_at=hit_at, per_question=results))
+        intervals = {
+            name: bootstrap_interval(list(values.values()))
+            for name, values in per_question_figures(results).items()
+        }
+        reports.append(
+            ModeReport(
+                mode=mode, metrics=metrics, hit_at=hit_at, intervals=intervals, per_question=results
+            )
+        )
     unanswerable = sum(not q.answerable for q in questions)
     return EvalReport(
         dataset=dataset,
@@ -228,6 +239,28 @@ def materialize_beir_corpus(dataset: Path, cache_dir: Path) -> Path:
     return home
 
 
+def fit_queries(queries: dict[str, str], max_chars: int) -> dict[str, str]:
+    """Queries as the pipeline accepts them: one longer than `max_chars` (CISI has one of
+    2,023 characters) is cut at the last word that fits, with a warning, so that a run
+    never stops on one query; a blank one scores as retrieving nothing."""
+    fitted, cut = {}, []
+    for qid, text in queries.items():
+        text = " ".join(text.split())
+        if len(text) > max_chars:
+            cut.append((qid, len(text)))
+            text = text[:max_chars].rsplit(" ", 1)[0] or text[:max_chars]
+        fitted[qid] = text
+    if cut:
+        LOG.warning(
+            "%d queries are longer than RAG_MAX_QUESTION_CHARS=%d and were cut to fit "
+            "(query %s: %d characters)",
+            len(cut),
+            max_chars,
+            *cut[0],
+        )
+    return fitted
+
+
 def evaluate_beir(
     settings: Settings,
     dataset: Path,
@@ -245,12 +278,15 @@ def evaluate_beir(
     queries = {qid: text for qid, text in queries.items() if qid in qrels}
     if not queries:
         raise ConfigError(f"{dataset}: no query of queries.jsonl has judgments in qrels/test.tsv")
+    queries = fit_queries(queries, settings.max_question_chars)
     home = materialize_beir_corpus(dataset, settings.cache_dir)
-    # Only rankings are scored here: no answer extraction.
+    # Built as the product builds (the sentences' vectors are retrieval evidence); only
+    # rankings are scored, so no answer is extracted.
     beir_settings = settings.model_copy(
-        update={"corpus_dir": home / "corpus", "index_dir": home / "index", "answers": False}
+        update={"corpus_dir": home / "corpus", "index_dir": home / "index", "answers": True}
     )
     build_index(beir_settings, embedder=embedder, progress=build_progress)
+    beir_settings = beir_settings.model_copy(update={"answers": False})
     pipeline = Pipeline.open(beir_settings, embedder=embedder)
     # Passages are fetched until `depth` distinct documents are seen (or the corpus ends).
     passages = min(len(pipeline.index.chunks), depth * 3)
@@ -260,6 +296,9 @@ def evaluate_beir(
         ranked: dict[str, list[str]] = {}
         took: list[float] = []
         for i, (qid, text) in enumerate(queries.items()):
+            if not text:
+                ranked[qid] = []
+                continue
             response = pipeline.ask(text, k=passages, mode=mode)
             ranked[qid] = [unquote(d.removesuffix(".txt")) for d in _ranked_docs(response)][:depth]
             took.append(response.took_ms)

@@ -26,6 +26,22 @@ def _fmt(name: str, value: float) -> str:
     return f"{value:.3f}"
 
 
+def _interval(mode, name: str) -> str:
+    if name not in mode.intervals:
+        return ""
+    lo, hi = mode.intervals[name]
+    if name in ("answer accuracy", "abstain recall"):
+        return f"{lo:.0%}-{hi:.0%}"
+    return f"{lo:.2f}-{hi:.2f}"
+
+
+def _cell(mode, name: str) -> str:
+    """The figure, with its 95% interval where the report has one."""
+    value = _fmt(name, mode.metrics.get(name, math.nan))
+    interval = _interval(mode, name)
+    return f"{value} [{interval}]" if interval else value
+
+
 def metric_names(report: EvalReport) -> list[str]:
     names: list[str] = []
     for mode in report.modes:
@@ -41,6 +57,8 @@ def print_table(report: EvalReport, console: Console) -> None:
         table.add_column(mode.mode, justify="right")
     for name in metric_names(report):
         table.add_row(name, *(_fmt(name, m.metrics.get(name, math.nan)) for m in report.modes))
+        if any(name in m.intervals for m in report.modes):
+            table.add_row("  95% interval", *(_interval(m, name) for m in report.modes))
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
@@ -48,11 +66,11 @@ def print_table(report: EvalReport, console: Console) -> None:
 
 def markdown_table(report: EvalReport) -> str:
     names = metric_names(report)
-    rows = [
-        [mode.mode, *(_fmt(n, mode.metrics.get(n, math.nan)) for n in names)]
-        for mode in report.modes
-    ]
-    return markdown(rows, ["mode", *names])
+    rows = [[mode.mode, *(_cell(mode, n) for n in names)] for mode in report.modes]
+    table = markdown(rows, ["mode", *names])
+    if any(mode.intervals for mode in report.modes):
+        table += "\n\n_[a, b]: 95% bootstrap interval over the questions._"
+    return table
 
 
 def markdown(rows: list[list], headers: list[str]) -> str:

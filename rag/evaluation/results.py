@@ -29,10 +29,36 @@ class QuestionResult(BaseModel):
     confidence: float | None = None
 
 
+def per_question_figures(results: list[QuestionResult]) -> dict[str, dict[str, float]]:
+    """Per question: reciprocal rank (MRR@10), Hit@1, Hit@5, answer right, abstained; the
+    means are the report's figures, and they say which questions a change moved."""
+    figures: dict[str, dict[str, float]] = {
+        "Hit@1": {},
+        "Hit@5": {},
+        "MRR@10": {},
+        "answer accuracy": {},
+        "abstain recall": {},
+    }
+    for r in results:
+        if r.answerable:
+            first = min((x for x in r.relevant_ranks if x <= 10), default=None)
+            figures["Hit@1"][r.id] = float(first == 1)
+            figures["Hit@5"][r.id] = float(first is not None and first <= 5)
+            figures["MRR@10"][r.id] = 1.0 / first if first else 0.0
+            if r.abstained is not None:
+                figures["answer accuracy"][r.id] = float(bool(r.answer_correct))
+        elif r.abstained is not None:
+            figures["abstain recall"][r.id] = float(r.abstained)
+    return {name: values for name, values in figures.items() if values}
+
+
 class ModeReport(BaseModel):
     mode: str
     metrics: dict[str, float]
     hit_at: dict[int, float] = Field(default_factory=dict, description="Hit@k for k = 1..10.")
+    intervals: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="95% bootstrap interval (over questions) per figure."
+    )
     per_question: list[QuestionResult] = Field(default_factory=list)
 
 
