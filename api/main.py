@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -143,7 +144,7 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     app = FastAPI(
         title="rag",
         summary="Passages that answer a question, each with an exact citation.",
-        version="0.2.0",
+        version=version("rag"),  # pyproject.toml, the one place
         lifespan=lifespan,
         openapi_url=None if closed else "/openapi.json",
         docs_url=None,  # served below from bundled assets, not from a CDN

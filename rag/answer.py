@@ -98,7 +98,11 @@ SpanVectors = Callable[[list[str]], np.ndarray]  # span texts -> their vectors
 
 
 def _terms(text: str) -> set[str]:
-    return set(tokenize([text], stem=True, stopwords=True)[0])
+    return _terms_of([text])[0]
+
+
+def _terms_of(texts: list[str]) -> list[set[str]]:
+    return [set(tokens) for tokens in tokenize(texts, stem=True, stopwords=True)]
 
 
 def _weighted_share(weights: dict[str, float], present: set[str]) -> float:
@@ -141,13 +145,20 @@ def score_spans(
     kind = expected_type(question)
     vectors = vectors_of([text for _, _, _, text, _ in candidates])
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
+    passages = hits[:PASSAGES_READ]
+    # One tokenizer call for every span and passage: a call has a fixed cost.
+    terms = _terms_of(
+        [text for _, _, _, text, _ in candidates]
+        + [f"{hit.title}\n{hit.section}\n{hit.text}" for hit in passages]
+    )
     context = {
-        hit.chunk_id: _weighted_share(subject, _terms(f"{hit.title}\n{hit.section}\n{hit.text}"))
-        for hit in hits[:PASSAGES_READ]
+        hit.chunk_id: _weighted_share(subject, own)
+        for hit, own in zip(passages, terms[len(candidates) :], strict=True)
     }
     scored = []
-    for (hit, start, end, text, n), cosine in zip(candidates, cosines.tolist(), strict=True):
-        own = _terms(text)
+    for (hit, start, end, text, n), cosine, own in zip(
+        candidates, cosines.tolist(), terms, strict=False
+    ):
         scored.append(
             SpanScore(
                 hit,

@@ -4,6 +4,7 @@ names, numbers and rare words are found even where the embedding blurs them."""
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,30 @@ def _stemmer(stem: bool) -> Any:
     return Stemmer.Stemmer("english")
 
 
-def tokenize(texts: list[str], stem: bool, stopwords: bool) -> list[list[str]]:
-    """Lower-cased word tokens, optionally stemmed and without English stopwords."""
-    import bm25s
+@functools.cache
+def _stopwords(drop: bool) -> frozenset[str]:
+    if not drop:
+        return frozenset()
+    from bm25s.stopwords import STOPWORDS_EN
 
-    return bm25s.tokenize(
-        texts,
-        token_pattern=_TOKEN_PATTERN,
-        stopwords="en" if stopwords else None,
-        stemmer=_stemmer(stem),
-        return_ids=False,
-        show_progress=False,
-    )
+    return frozenset(STOPWORDS_EN)
+
+
+_SPLIT = re.compile(_TOKEN_PATTERN).findall
+
+
+def tokenize(texts: list[str], stem: bool, stopwords: bool) -> list[list[str]]:
+    """Lower-cased word tokens, optionally stemmed and without English stopwords: the steps
+    of bm25s.tokenize (its pattern, its stopword list, the same stemmer), without the
+    vocabulary and progress bars it builds on every call. A question tokenizes several
+    times (BM25, answer spans, term weights), and those cost 0.3 ms a call; a test checks
+    the tokens equal bm25s's."""
+    drop, stemmer = _stopwords(stopwords), _stemmer(stem)
+    tokens = []
+    for text in texts:
+        words = [w for w in _SPLIT(text.lower()) if w not in drop]
+        tokens.append(stemmer.stemWords(words) if stemmer is not None and words else words)
+    return tokens
 
 
 class LexicalIndex:

@@ -114,16 +114,17 @@ def _dense_evidence(index: IndexData, rows: np.ndarray, xq: np.ndarray) -> np.nd
     if not len(index.span_vectors) or not len(rows):
         return passage
     spans = [index.spans_of(int(r)) for r in rows]
-    stored = np.unique(np.concatenate(spans))
-    if not len(stored):
+    sizes = np.fromiter((len(own) for own in spans), dtype=np.int64, count=len(spans))
+    if not sizes.sum():
         return passage
-    cosines = np.asarray(index.span_vectors[stored], dtype=np.float32) @ xq
-    cosine_of = dict(zip(stored.tolist(), cosines.tolist(), strict=True))
-    best = [
-        max((cosine_of[s] for s in own.tolist()), default=float(p))
-        for own, p in zip(spans, passage, strict=True)
-    ]
-    return (1 - SENTENCE_WEIGHT) * passage + SENTENCE_WEIGHT * np.array(best, dtype=np.float32)
+    flat = np.concatenate(spans)
+    order = np.argsort(flat, kind="stable")  # a memory map reads best in row order
+    cosines = np.empty(len(flat), dtype=np.float32)
+    cosines[order] = np.asarray(index.span_vectors[flat[order]], dtype=np.float32) @ xq
+    best = np.full(len(rows), -np.inf, dtype=np.float32)
+    np.maximum.at(best, np.repeat(np.arange(len(rows)), sizes), cosines)
+    best = np.where(sizes > 0, best, passage)  # no stored sentence: the passage's own
+    return (1 - SENTENCE_WEIGHT) * passage + SENTENCE_WEIGHT * best
 
 
 def _zscores(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
@@ -167,11 +168,17 @@ def rank_passages(
     bm25_all = _bm25_scores(index, question, rows) if mode != "dense" else None
     lexical = _bm25_top(bm25_all, depth) if bm25_all is not None else []
     dense: list[tuple[int, float]] = []
+    evidence: dict[int, float] = {}  # dense evidence of every proposed passage, found once
     if mode != "bm25" and xq is not None:
         kind, structure = index.manifest.index_type, index.faiss_index
         proposed = dense_ranking(kind, structure, index.vectors, xq, depth, rows, effort)
         found = np.array([r for r, _ in proposed], dtype=np.int64)
-        dense = _ordered(found, _dense_evidence(index, found, xq)) if len(found) else []
+        also = np.array([r for r, _ in lexical], dtype=np.int64)
+        wanted = found if mode == "dense" else np.union1d(found, also)
+        if len(wanted):
+            scores = _dense_evidence(index, wanted, xq).tolist()
+            evidence = dict(zip(wanted.tolist(), scores, strict=True))
+        dense = _ordered(found, np.array([evidence[r] for r in found.tolist()]))
     dense_at = {r: (rank, s) for rank, (r, s) in enumerate(dense, 1)}
     bm25_at = {r: (rank, s) for rank, (r, s) in enumerate(lexical, 1)}
     if mode == "dense":
@@ -189,7 +196,7 @@ def rank_passages(
         if not len(both):
             return []
         scale = _zscores if fusion == "zscore" else _minmax
-        d = _dense_evidence(index, both, xq) if xq is not None else np.zeros(len(both))
+        d = np.array([evidence.get(r, 0.0) for r in both.tolist()], dtype=np.float32)
         d_pool = np.array([s for _, s in dense], dtype=np.float32)
         b_pool = np.array([s for _, s in lexical], dtype=np.float32)
         b = bm25_all[both] if bm25_all is not None else np.zeros(len(both))

@@ -15,7 +15,7 @@ from rag.search import DENSE_WEIGHT, FUSION_DEPTH, RRF_K, rank_passages
 from rag.settings import Settings
 from rag.store import current_build, load_index
 
-from .conftest import FakeEmbedder
+from .conftest import SEEDS, FakeEmbedder
 
 
 @pytest.fixture
@@ -180,3 +180,26 @@ def test_ask_many_embeds_questions_in_batches(fake_pipeline: Pipeline, monkeypat
     assert calls[:2] == [3, 2]  # two batches, no question embedded alone
     single = fake_pipeline.ask(questions[0], k=2, mode="dense")
     assert [h.chunk_id for h in responses[0].hits] == [h.chunk_id for h in single.hits]
+
+
+def test_tokens_are_those_of_bm25s():
+    """rag.lexical.tokenize does bm25s.tokenize's steps without its per-call overhead: the
+    index and the questions must keep getting the same tokens."""
+    import bm25s
+    import Stemmer
+
+    from rag.lexical import _TOKEN_PATTERN, tokenize
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.iterdir())]
+    texts += ["Who's the U.N.'s rapporteur? 1988, 30,000 — Été naïve", "", "the of and"]
+    for stem in (True, False):
+        for stopwords in (True, False):
+            expected = bm25s.tokenize(
+                texts,
+                token_pattern=_TOKEN_PATTERN,
+                stopwords="en" if stopwords else None,
+                stemmer=Stemmer.Stemmer("english") if stem else None,
+                return_ids=False,
+                show_progress=False,
+            )
+            assert tokenize(texts, stem, stopwords) == expected

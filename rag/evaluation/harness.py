@@ -22,6 +22,7 @@ from rag.evaluation.metrics import (
     answers_question,
     document_metrics,
     passage_metrics,
+    per_query,
     percentile,
 )
 from rag.evaluation.results import EvalReport, ModeReport, QuestionResult, per_question_figures
@@ -307,7 +308,11 @@ def evaluate_beir(
         metrics = document_metrics(qrels, ranked, BEIR_MEASURES)
         metrics.update(_latency(took))
         metrics["queries"] = float(len(queries))
-        reports.append(ModeReport(mode=mode, metrics=metrics))
+        intervals = {
+            name: bootstrap_interval(per_query(qrels, ranked, BEIR_MEASURES[name]))
+            for name in ("nDCG@10", "MRR@10")
+        }
+        reports.append(ModeReport(mode=mode, metrics=metrics, intervals=intervals))
     summary = _settings_summary(beir_settings, passages)
     summary["corpus"] = str(dataset)
     summary["passages"] = len(pipeline.index.chunks)

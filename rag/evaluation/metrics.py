@@ -60,6 +60,16 @@ def document_metrics(
     return {name: values.get(measure, 0.0) for name, measure in measures.items()}
 
 
+def per_query(
+    gold: dict[str, dict[str, int]], ranked: dict[str, list[str]], measure: object
+) -> list[float]:
+    """One measure's value for every judged query (0 for a query with nothing retrieved):
+    what a bootstrap interval is drawn from."""
+    qrels = {qid: {d: max(0, g) for d, g in docs.items()} for qid, docs in gold.items()}
+    got = {m.query_id: m.value for m in ir_measures.iter_calc([measure], qrels, _run(ranked))}
+    return [got.get(qid, 0.0) for qid in gold if qid in ranked]
+
+
 QUESTION_DOC_MEASURES = {"Recall@5 (doc)": R @ 5, "nDCG@10 (doc)": nDCG @ 10}
 BEIR_MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@100": R @ 100}
 
