@@ -125,13 +125,13 @@ def test_relevance_needs_gold_document_and_answer_and_counts_copies():
 def test_regression_gate(seed_pipeline):
     """Fails when answer quality drops on the dev questions (in-sample: the constants were
     fitted on them). Measured on 2026-12-03 with the defaults (eval/report.md): Hit@5 0.953,
-    MRR@10 0.880, answer accuracy 0.733, 12 of 23 unanswerable questions abstained, 3 of 86
+    MRR@10 0.880, answer accuracy 0.744, 11 of 23 unanswerable questions abstained, 2 of 86
     answerable ones wrongly. The margins are about two questions."""
     report = evaluate_questions(seed_pipeline, load_questions(QUESTIONS), modes=["hybrid"])
     metrics = report.modes[0].metrics
     assert metrics["Hit@5"] >= 0.953 - 0.025, metrics
     assert metrics["MRR@10"] >= 0.880 - 0.025, metrics
-    assert metrics["answer accuracy"] >= 0.733 - 0.025, metrics
+    assert metrics["answer accuracy"] >= 0.744 - 0.025, metrics
     assert metrics["abstain recall"] >= 10 / 23, metrics
     assert metrics["wrongly abstained"] <= 5, metrics
     assert metrics["citations exact"] == 1.0
