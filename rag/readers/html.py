@@ -1,0 +1,28 @@
+"""Saved web pages through trafilatura: the article (or main text) with its headings,
+lists and tables, without menus, footers, cookie banners and comments; the declared
+charset honoured (trafilatura decodes the bytes). Its Markdown output goes through the
+Markdown reader, so headings become sections the same way for both formats."""
+
+from __future__ import annotations
+
+from rag.readers.base import Extracted, Unreadable
+from rag.readers.markdown import read_markdown
+
+
+def read_html(data: bytes) -> Extracted:
+    import trafilatura
+
+    markdown = trafilatura.extract(
+        data,
+        output_format="markdown",
+        include_formatting=True,  # headings and lists as Markdown
+        include_tables=True,
+        include_comments=False,
+        include_links=False,
+        include_images=False,
+    )
+    if not markdown or not markdown.strip():
+        raise Unreadable("no main text", "no article or main text found in the page")
+    metadata = trafilatura.extract_metadata(data)
+    title = (metadata.title or "") if metadata is not None else ""
+    return read_markdown(markdown, title=title.strip())

@@ -1,0 +1,59 @@
+"""PDFs through pypdfium2 (PDFium, the engine of Chrome's viewer), page by page: each page
+is loaded, read and closed in turn, so a long PDF never sits in memory whole, only its
+text. Words split by a hyphen at a line end are joined. Where each page starts is kept:
+citations carry the page."""
+
+from __future__ import annotations
+
+import re
+from typing import BinaryIO
+
+from rag.readers.base import Extracted, TextBuilder, Unreadable
+
+# Fewer characters a page than this on average: scanned images without a text layer.
+MIN_CHARS_PER_PAGE = 20
+_HYPHENATED = re.compile(r"(\w)[-\u00ad\x02]\n(\w)")
+
+
+def _page_text(raw: str) -> str:
+    text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = _HYPHENATED.sub(r"\1\2", text)
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
+def read_pdf(source: bytes | BinaryIO) -> Extracted:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(source)
+    except pdfium.PdfiumError as exc:
+        message = str(exc)
+        if "password" in message.lower():
+            raise Unreadable("encrypted", "the PDF needs a password to open") from None
+        raise Unreadable("broken", f"PDFium cannot open it ({message})") from None
+    out = TextBuilder()
+    starts: list[int] = []
+    chars = 0
+    try:
+        for number in range(len(pdf)):
+            page = pdf[number]
+            textpage = page.get_textpage()
+            text = _page_text(textpage.get_text_range())
+            textpage.close()
+            page.close()
+            starts.append(out.page_break())
+            chars += len(text)
+            for paragraph in re.split(r"\n\s*\n", text):  # PDFs mark no structure
+                out.content(paragraph)
+        title = str(pdf.get_metadata_dict().get("Title", "") or "").strip()
+        if re.search(r"\.\w{2,4}$", title):  # "Binder1.pdf": a file name, not a title
+            title = ""
+        pages = len(pdf)
+    finally:
+        pdf.close()
+    if chars < MIN_CHARS_PER_PAGE * max(1, pages):
+        raise Unreadable(
+            "no text layer",
+            f"{pages} page(s), {chars} characters of text: scanned images (OCR is off)",
+        )
+    return out.build(title, page_starts=tuple(starts))

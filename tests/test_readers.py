@@ -1,0 +1,120 @@
+"""Readers per format, on real public files (tests/data/realdocs, sources in its SOURCES.md)
+and on real files damaged on purpose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.readers import Extracted, Unreadable, extract
+from rag.readers.markdown import read_markdown
+
+DATA = Path(__file__).parent / "data" / "realdocs"
+
+
+def _read(relative: str) -> Extracted:
+    path = DATA / relative
+    return extract(path, path.read_bytes())
+
+
+def _headings(extracted: Extracted) -> list[str]:
+    return [b.label for b in extracted.layout.blocks if b.kind == "heading"]
+
+
+def _every_block_cites_its_text(extracted: Extracted) -> None:
+    for block in extracted.layout.blocks:
+        assert extracted.text[block.start : block.end].strip(), block
+        for start, end in block.sentences:
+            assert block.start <= start < end <= block.end
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "md/background-tasks.md",
+        "md/metadata.md",
+        "html/en.wikipedia.org.tsne.html",
+        "html/creativecommons.org.html",
+        "pdf/multi_page.pdf",
+        "docx/word_sample.docx",
+        "docx/category-level.docx",
+    ],
+)
+def test_every_reader_gives_text_with_blocks_that_slice_back(relative):
+    extracted = _read(relative)
+    assert len(extracted.text) > 500
+    _every_block_cites_its_text(extracted)
+
+
+def test_markdown_sections_code_lists_and_tables_without_markup():
+    page = _read("md/background-tasks.md")
+    assert page.title == "Background Tasks"
+    assert "Background Tasks > Using BackgroundTasks" in _headings(page)
+    assert "{ #" not in page.text and "{*" not in page.text  # anchors, snippet includes
+    assert "- Email notifications sent after performing an action:" in page.text  # a list item
+    metadata = _read("md/metadata.md")
+    assert "terms_of_service | str | A URL to the Terms of Service" in metadata.text  # a table row
+    assert "///" not in metadata.text  # admonition fences gone, their content kept
+
+
+def test_markdown_front_matter_is_a_title_not_text():
+    source = (
+        "---\ntitle: Release Notes\nhide:\n  - navigation\n---\n\n"
+        "## 1.0\n\nFirst.\n\n```\npip install x\n```\n"
+    )
+    page = read_markdown(source)
+    assert page.title == "Release Notes"
+    assert "hide" not in page.text and "navigation" not in page.text
+    assert "pip install x" in page.text  # code is content
+
+
+def test_html_main_text_with_title_and_headings_without_page_furniture():
+    page = _read("html/en.wikipedia.org.tsne.html")
+    assert page.title.lower().startswith("t-distributed stochastic neighbor embedding")
+    assert "Laurens van der Maaten" in page.text
+    assert "Jump to navigation" not in page.text and "Retrieved from" not in page.text
+    assert len(_headings(page)) >= 3
+
+
+def test_pdf_text_by_page():
+    paper = _read("pdf/multi_page.pdf")
+    assert len(paper.page_starts) == 5
+    at = paper.text.find("Christopher Latham Sholes")
+    assert at >= 0 and paper.page_of(at) == 1
+    assert paper.page_of(len(paper.text) - 2) == 5
+
+
+@pytest.mark.parametrize(
+    ("relative", "reason"),
+    [("pdf/libreoffice-writer-password.pdf", "encrypted"), ("pdf/linn.pdf", "no text layer")],
+)
+def test_pdfs_without_text_are_refused_with_the_reason(relative, reason):
+    with pytest.raises(Unreadable) as caught:
+        _read(relative)
+    assert caught.value.reason == reason
+
+
+def test_damaged_files_are_refused_not_crashed(tmp_path: Path):
+    pdf = (DATA / "pdf/multi_page.pdf").read_bytes()
+    with pytest.raises(Unreadable) as caught:
+        extract(tmp_path / "cut.pdf", pdf[: len(pdf) // 3])
+    assert caught.value.reason == "broken"
+    docx = (DATA / "docx/word_sample.docx").read_bytes()
+    with pytest.raises(Unreadable) as caught:
+        extract(tmp_path / "cut.docx", docx[: len(docx) // 2])
+    assert caught.value.reason == "broken"
+    with pytest.raises(Unreadable) as caught:
+        extract(tmp_path / "page.odt", b"anything")
+    assert caught.value.reason == "unsupported extension"
+
+
+def test_docx_headings_lists_and_tables_in_document_order():
+    sample = _read("docx/word_sample.docx")
+    assert sample.title == "Swimming in the lake"
+    assert "Grain | Corn, Buckwheat, Barley | 200" in sample.text
+    assert "- Paddle about" in sample.text
+    assert sample.text.index("Let’s swim!") < sample.text.index("Grain | Corn")
+    moby = _read("docx/category-level.docx")
+    assert any(label.endswith("A Heading 1") for label in _headings(moby))
+    assert "Manhattoes" in moby.text
