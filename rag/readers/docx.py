@@ -36,6 +36,10 @@ def read_docx(data: bytes) -> Extracted:
         raise Unreadable("broken", f"not a readable Word document ({exc})") from None
     out = TextBuilder()
     title = (document.core_properties.title or "").strip()
+    # Style names by id, looked up once: python-docx resolves `paragraph.style` on every
+    # call (most of the time spent on a 127k-word document, bench/EXTRACTION.md).
+    names = {s.style_id: s.name or "" for s in document.styles}
+    default = "Normal"  # a paragraph without a style id has the default paragraph style
     for item in document.iter_inner_content():
         if isinstance(item, Table):
             rows = [" | ".join(_cells(row)) for row in item.rows]
@@ -44,14 +48,16 @@ def read_docx(data: bytes) -> Extracted:
         text = item.text.strip()
         if not text:
             continue
-        style = (item.style.name if item.style is not None else "") or ""
+        properties = item._p.pPr
+        style = names.get(item._p.style, default) if item._p.style else default
+        numbered = properties is not None and properties.numPr is not None
         level = _HEADING.match(style)
         if style.lower() == "title":
             title = title or text
             out.heading(1, text)
         elif level:
             out.heading(int(level.group(1)) + 1, text)
-        elif "list" in style.lower():
+        elif numbered or "list" in style.lower():  # many lists have numbering, no list style
             out.content("- " + text)
         else:
             out.content(text)

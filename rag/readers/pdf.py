@@ -12,11 +12,16 @@ from rag.readers.base import Extracted, TextBuilder, Unreadable
 
 # Fewer characters a page than this on average: scanned images without a text layer.
 MIN_CHARS_PER_PAGE = 20
-_HYPHENATED = re.compile(r"(\w)[-\u00ad\x02]\n(\w)")
+_HYPHENATED = re.compile(r"([a-z])[-\u00ad\x02]\n([a-z])")
+# PDFium marks a hyphen it took for a line-end break with U+FFFE (bench/EXTRACTION.md): a
+# split word between lower-case letters ("exam\ufffeple"), a real compound elsewhere
+# ("FAA\ufffeapproved").
+_SPLIT_WORD = re.compile(r"(?<=[a-z])\ufffe(?=[a-z])")
 
 
 def _page_text(raw: str) -> str:
     text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = _SPLIT_WORD.sub("", text).replace("\ufffe", "-")
     text = _HYPHENATED.sub(r"\1\2", text)
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
