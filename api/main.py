@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +32,16 @@ from rag.errors import (
 from rag.settings import Settings, load_settings
 
 LOG = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    """rag's version from its installed metadata (pyproject.toml, the one place); a source
+    tree run without installing has none."""
+    try:
+        return version("rag")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
 
 _STATUS = {
     DocumentNotFound: 404,
@@ -144,7 +154,7 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     app = FastAPI(
         title="rag",
         summary="Passages that answer a question, each with an exact citation.",
-        version=version("rag"),  # pyproject.toml, the one place
+        version=_version(),
         lifespan=lifespan,
         openapi_url=None if closed else "/openapi.json",
         docs_url=None,  # served below from bundled assets, not from a CDN

@@ -40,7 +40,8 @@ class Hit(Location):
 
     rank: int = Field(ge=1)
     score: float = Field(
-        description="Ranking score: cosine (dense), BM25 (bm25) or fused score (hybrid)."
+        description="Ranking score: dense evidence (a mix of cosines), BM25 (bm25), or the "
+        "fused score (hybrid: z-scores, unbounded, may be negative; RAG_FUSION)."
     )
     title: str
     section: str = Field(description="Heading the passage sits under, else the title.")

@@ -9,7 +9,8 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["dense", "bm25", "hybrid"]
-Fusion = Literal["zscore", "minmax", "rrf"]
+# "score" is the name min-max fusion had before 0.3.0, still accepted.
+Fusion = Literal["zscore", "minmax", "rrf", "score"]
 MODES: tuple[str, ...] = get_args(Mode)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 

@@ -38,19 +38,19 @@ def test_rrf_fuses_reciprocal_ranks(fake_pipeline: Pipeline):
 
 
 def test_minmax_fusion_puts_each_ranking_on_its_own_scale(fake_pipeline: Pipeline):
-    """score = alpha * dense + (1 - alpha) * bm25, each min-max scaled over the passages
-    its own ranking proposed (the fixed-depth pool)."""
+    """score = alpha * dense + (1 - alpha) * bm25, each min-max scaled over its fixed pool
+    (the first 100 dense proposals; the 100 best BM25 scores, zeros included)."""
     index = fake_pipeline.index
     question = "Amnesty report death commission"
     xq = fake_pipeline.embedder.embed_batch([question], "query")[0]
     ranking = rank_passages(index, xq, question, "hybrid", fusion="minmax")
     dense = [c.dense_score for c in ranking if c.dense_rank is not None]
-    bm25 = [c.bm25_score for c in ranking if c.bm25_rank is not None]
+    bm25 = np.sort(index.lexical.scores(question))[::-1][:FUSION_DEPTH]  # zeros included
     both = [c for c in ranking if c.dense_rank is not None and c.bm25_rank is not None]
     assert both
     for c in both:
         d = (c.dense_score - min(dense)) / (max(dense) - min(dense))
-        b = (c.bm25_score - min(bm25)) / (max(bm25) - min(bm25))
+        b = (c.bm25_score - bm25.min()) / (bm25.max() - bm25.min())
         assert c.score == pytest.approx(DENSE_WEIGHT * d + (1 - DENSE_WEIGHT) * b, abs=1e-5)
 
 
@@ -76,21 +76,26 @@ def test_fewer_results_are_the_first_of_more(seed_pipeline, fusion):
     for question in QUESTIONS:
         for mode in ("dense", "bm25", "hybrid"):
             for doc_ids in (None, docs[2:]):
-                runs = {
-                    k: [
-                        (h.chunk_id, h.score)
-                        for h in pipeline.ask(question, k=k, mode=mode, doc_ids=doc_ids).hits
-                    ]
-                    for k in (3, 5, 10)
-                }
-                assert runs[5][:3] == runs[3], (question, mode, doc_ids)
-                assert runs[10][:5] == runs[5], (question, mode, doc_ids)
+                for cap in (None, 1):  # a cap makes the search go deeper than 100
+                    runs = {
+                        k: [
+                            (h.chunk_id, h.score)
+                            for h in pipeline.ask(
+                                question, k=k, mode=mode, doc_ids=doc_ids, max_per_doc=cap
+                            ).hits
+                        ]
+                        for k in (3, 5, 10)
+                    }
+                    assert runs[5][:3] == runs[3], (question, mode, doc_ids, cap)
+                    assert runs[10][:5] == runs[5], (question, mode, doc_ids, cap)
 
 
-def test_fusion_depth_is_fixed_and_deepens_only_for_copies(seed_pipeline):
-    assert FUSION_DEPTH == 100
-    hits = seed_pipeline.ask("Camp Ashraf", k=50, mode="hybrid").hits
-    assert len(hits) == len({h.chunk_id for h in hits}) == 50
+def test_deeper_results_come_after_the_first_hundred(seed_pipeline):
+    """k beyond FUSION_DEPTH widens the search; the first results stay those of k=100."""
+    first = [h.chunk_id for h in seed_pipeline.ask("Camp Ashraf", k=100, mode="hybrid").hits]
+    more = [h.chunk_id for h in seed_pipeline.ask("Camp Ashraf", k=200, mode="hybrid").hits]
+    assert len(more) > len(first) and more[: len(first)] == first
+    assert len(more) == len(set(more))
 
 
 def test_bm25_finds_no_passage_for_unknown_words(fake_pipeline: Pipeline):
@@ -203,3 +208,56 @@ def test_tokens_are_those_of_bm25s():
                 show_progress=False,
             )
             assert tokenize(texts, stem, stopwords) == expected
+
+
+def test_zscore_fusion_by_hand(seed_pipeline):
+    """score = alpha z(dense) + (1 - alpha) z(bm25), each z over its fixed pool: the dense
+    evidence of the first 100 dense proposals, the 100 best BM25 scores (zeros included)."""
+    index = seed_pipeline.index
+    question = "Dezful"  # a word few passages hold: the BM25 pool is mostly zeros
+    xq = seed_pipeline.embedder.embed_batch([question], "query")[0]
+    ranking = rank_passages(index, xq, question, "hybrid", fusion="zscore")
+    bm25 = index.lexical.scores(question)
+    b_pool = np.sort(bm25)[::-1][:FUSION_DEPTH]
+    d_pool = np.array([c.dense_score for c in ranking if c.dense_rank is not None])
+    assert len(d_pool) == min(FUSION_DEPTH, len(index.chunks))
+    for c in ranking[:20]:
+        if c.dense_rank is None:
+            continue
+        z_d = (c.dense_score - d_pool.mean()) / d_pool.std()
+        z_b = (bm25[c.row] - b_pool.mean()) / b_pool.std()
+        assert c.score == pytest.approx(DENSE_WEIGHT * z_d + (1 - DENSE_WEIGHT) * z_b, abs=1e-4)
+    assert max(abs(c.score) for c in ranking) < 20  # few matches do not blow the scale up
+
+
+def test_dense_evidence_mixes_the_passage_and_its_best_sentence(seed_pipeline):
+    from rag.search import SENTENCE_WEIGHT
+
+    index = seed_pipeline.index
+    assert all(len(index.spans_of(row)) for row in range(len(index.chunks)))
+    question = "How far is Camp Ashraf from Baghdad?"
+    xq = seed_pipeline.embedder.embed_batch([question], "query")[0]
+    for c in rank_passages(index, xq, question, "dense")[:10]:
+        passage = float(np.asarray(index.vectors[c.row]) @ xq)
+        sentences = np.asarray(index.span_vectors[index.spans_of(c.row)], dtype=np.float32) @ xq
+        expected = (1 - SENTENCE_WEIGHT) * passage + SENTENCE_WEIGHT * float(sentences.max())
+        assert c.dense_score == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_window_mostly_inside_a_better_one_is_left_out(seed_pipeline):
+    from rag import search
+
+    question = "Camp Ashraf Baghdad Diyala residents"
+    folded = seed_pipeline.ask(question, k=10).hits
+    by_doc: dict[str, list[tuple[int, int]]] = {}
+    for hit in folded:
+        for start, end in by_doc.get(hit.doc_id, []):
+            overlap = min(end, hit.end_char) - max(start, hit.start_char)
+            assert overlap <= (hit.end_char - hit.start_char) / 2
+        by_doc.setdefault(hit.doc_id, []).append((hit.start_char, hit.end_char))
+    try:
+        search.FOLD_OVERLAPS = False
+        unfolded = seed_pipeline.ask(question, k=10).hits
+    finally:
+        search.FOLD_OVERLAPS = True
+    assert [h.chunk_id for h in unfolded] != [h.chunk_id for h in folded]  # it did fold

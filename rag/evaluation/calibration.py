@@ -1,5 +1,5 @@
 """Fitting the answer algorithm (rag.answer) on a question set, and checking it by
-cross-validation: which span answers (a logistic regression over every span of the top
+cross-validation: which span answers (a conditional logit over every span of the top
 passages), how sure to be (a logistic regression over the picked span's features: right or
 not), and below which confidence to abstain."""
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answer import CONFIDENCE_WEIGHTS, SELECTION_WEIGHTS, SpanScore, typed
+from rag.answer import CONFIDENCE_WEIGHTS, SELECTION_WEIGHTS, SpanScore, confidence, typed
 from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline
 from rag.questions import Question
@@ -109,11 +109,6 @@ def fit_confidence(picked: list[tuple[dict[str, float], bool]]) -> dict[str, flo
     return weights
 
 
-def _confidence(features: dict[str, float], weights: dict[str, float]) -> float:
-    z = weights["bias"] + sum(weights[n] * features[n] for n in CONFIDENCE)
-    return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
-
-
 def choose_threshold(scored: list[tuple[bool, float]], max_share: float) -> float:
     """The confidence below which to abstain: the most unanswerable questions turned away
     while at most `max_share` of the answerable ones are. `scored`: (answerable, conf)."""
@@ -142,7 +137,7 @@ def fit(rows: list[Collected]) -> Fitted:
     picked = [(r, _pick(r, selection)) for r in rows]
     usable = [(r, p) for r, p in picked if p is not None]
     conf = fit_confidence([p for _, p in usable])
-    scored = [(r.question.answerable, _confidence(p[0], conf)) for r, p in usable]
+    scored = [(r.question.answerable, confidence(p[0], conf)) for r, p in usable]
     return Fitted(selection, conf, choose_threshold(scored, MAX_WRONGLY_ABSTAINED))
 
 
@@ -161,7 +156,7 @@ def decide(rows: list[Collected], fitted: Fitted) -> list[Decision]:
         if p is None:
             out.append(Decision(r.question.answerable, False, 0.0, False))
             continue
-        c = _confidence(p[0], fitted.confidence)
+        c = confidence(p[0], fitted.confidence)
         out.append(Decision(r.question.answerable, p[1], c, c >= fitted.threshold))
     return out
 
@@ -203,7 +198,15 @@ def cross_validate(rows: list[Collected], folds: int, seed: int = 0) -> list[Dec
     the other folds (stratified on answerable)."""
     from sklearn.model_selection import StratifiedKFold
 
+    from rag.errors import ConfigError
+
     y = np.array([r.question.answerable for r in rows])
+    smaller = int(min(y.sum(), len(y) - y.sum()))
+    if folds > smaller:
+        raise ConfigError(
+            f"{folds} folds need at least {folds} answerable and {folds} unanswerable "
+            f"questions; the set has {smaller} of one kind: use --folds {max(2, smaller)}"
+        )
     decided: list[Decision | None] = [None] * len(rows)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(np.zeros(len(rows)), y):
@@ -239,7 +242,7 @@ def calibrate_markdown(result: dict[str, object], questions_file: object, folds:
         "# Answer selection, confidence and abstention",
         "",
         f"Fitted by `rag eval calibrate --folds {folds}` on `{questions_file}` "
-        f"({result['questions']} questions). The span score is a logistic regression of "
+        f"({result['questions']} questions). The span score is a conditional logit of "
         "'this span holds an answer' over every span of the answerable questions' top "
         "passages; the confidence is a logistic regression of 'the picked span is right' "
         "(unanswerable questions count as not right); the threshold abstains on the most "

@@ -92,6 +92,10 @@ def write_markdown(report: EvalReport, path: Path, plot: Path | None = None) -> 
     out += [f"_{note}_" for note in report.notes]
     if plot is not None:
         out += ["", f"![Hit@k by mode]({plot.name})", ""]
+    reliability = [m for m in report.modes if any(r.confidence for r in m.per_question)]
+    if reliability:
+        out += ["", "## Reliability: answers by confidence, and how many were right", ""]
+        out.append(reliability_table(reliability))
     for mode in report.modes:
         failed = [
             r
@@ -118,6 +122,23 @@ def write_markdown(report: EvalReport, path: Path, plot: Path | None = None) -> 
                     f"{_snippet(r.top_text, 100)}"
                 )
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+CONFIDENCE_BANDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
+
+
+def reliability_table(modes: list) -> str:
+    """Per mode and confidence band: answers given and how many were right (an answer to
+    an unanswerable question is never right)."""
+    rows = []
+    for mode in modes:
+        for lo, hi in zip(CONFIDENCE_BANDS, CONFIDENCE_BANDS[1:], strict=False):
+            band = [
+                r for r in mode.per_question if r.confidence is not None and lo <= r.confidence < hi
+            ]
+            right = sum(bool(r.answer_correct) for r in band)
+            rows.append([mode.mode, f"{lo:.1f}-{min(hi, 1.0):.1f}", str(len(band)), str(right)])
+    return markdown(rows, ["mode", "confidence", "answers", "right"])
 
 
 def plot_hit_at_k(report: EvalReport, path: Path) -> None:
