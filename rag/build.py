@@ -16,6 +16,7 @@ from filelock import FileLock
 from rag.chunking import CHUNKER_VERSION, Chunk, with_heading
 from rag.corpus import (
     Document,
+    Skipped,
     list_document_files,
     read_document,
 )
@@ -45,6 +46,11 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # The index summary: documents read per format, files skipped per reason, and the
+    # files of extensions not read, per extension.
+    formats: dict[str, int] = field(default_factory=dict)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    unsupported: dict[str, int] = field(default_factory=dict)
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
@@ -83,17 +89,20 @@ def build_index(
             VectorCache(index_dir).clear()
         documents: list[Document] = []
         skipped: dict[str, list[int]] = {}
-        for stamp in list_document_files(settings.corpus_dir):
+        suffixes = settings.extension_list
+        for stamp in list_document_files(settings.corpus_dir, suffixes, report.unsupported):
             doc = read_document(stamp, settings.corpus_dir)
-            if doc is None:
+            if isinstance(doc, Skipped):
                 skipped[stamp.doc_id] = [stamp.size, stamp.mtime_ns]
+                report.skipped_reasons[doc.reason] = report.skipped_reasons.get(doc.reason, 0) + 1
             else:
                 documents.append(doc)
+                report.formats[doc.format] = report.formats.get(doc.format, 0) + 1
         report.skipped = sorted(skipped)
         if not documents:
             raise CorpusNotFound(
-                f"no readable .txt or .md document in {settings.corpus_dir}: add documents "
-                "or point RAG_CORPUS_DIR / --corpus at the right folder"
+                f"no readable document ({', '.join(suffixes)}) in {settings.corpus_dir}: add "
+                "documents or point RAG_CORPUS_DIR / --corpus at the right folder"
             )
 
         previous = None if rebuild else previous_build(index_dir)
@@ -206,6 +215,7 @@ def build_index(
             lexical,
             np.array(span_keys, dtype="S64"),
             span_vectors,
+            {doc.sha256: doc.text for doc in documents if doc.extracted},
         )
         cache.prune(settings.vector_cache_mb * 2**20)
         cache.close()

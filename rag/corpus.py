@@ -1,4 +1,5 @@
-"""Reading the corpus: which files are documents, their ids, their text exactly as on disk.
+"""Reading the corpus: which files are documents, their ids, their text: a plain-text file
+exactly as on disk, any other format as its reader (rag.readers) gives it.
 
 Only files whose resolved real path lies inside the resolved corpus folder are read, at
 index time and at every later read: a symlink (or a swapped-in link) pointing elsewhere
@@ -19,10 +20,13 @@ from typing import BinaryIO
 
 from rag.errors import CorpusNotFound, DocumentNotFound, SourceUnavailable
 from rag.file_text import char_checkpoints, decode_document_bytes
+from rag.readers import READERS, Unreadable, extract
+from rag.structure import Layout
 
 LOG = logging.getLogger(__name__)
 
-DOCUMENT_SUFFIXES = (".txt", ".md")
+PLAIN_SUFFIXES = (".txt",)
+DOCUMENT_SUFFIXES = PLAIN_SUFFIXES + tuple(READERS)  # every extension rag can read
 # A NUL byte in the first block is the usual sign of a binary file (as git and grep decide).
 _BINARY_SNIFF_BYTES = 8192
 
@@ -32,8 +36,11 @@ class Document:
     """One corpus file's content, in memory while a build reads it. What the index keeps of
     it is a `rag.manifest.DocumentRecord` (which extends the `DocumentInfo` the API shows);
     the two are kept apart on purpose: the text is never written into the manifest.
-    `text` is its bytes decoded as UTF-8, newlines untouched;
-    `checkpoints` maps character offsets to byte offsets and lines (`char_checkpoints`)."""
+    `text` is a plain-text file's bytes decoded as UTF-8, newlines untouched, or what the
+    format's reader extracted (`format` names the reader; `layout` and `page_starts` are
+    its structure, then); `checkpoints` maps character offsets of `text` to byte offsets
+    (of the file, or of the extracted text as UTF-8) and lines (`char_checkpoints`);
+    `sha256` and `size` are always the file's."""
 
     doc_id: str
     path: Path
@@ -42,6 +49,22 @@ class Document:
     size: int
     mtime_ns: int
     checkpoints: list[tuple[int, int, int]]
+    format: str = "text"
+    layout: Layout | None = None
+    page_starts: tuple[int, ...] = ()
+
+    @property
+    def extracted(self) -> bool:
+        """Whether `text` comes from a reader (and so is stored with the index)."""
+        return self.format != "text"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A listed file that gives no document, and why (the index summary counts reasons)."""
+
+    doc_id: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -103,8 +126,13 @@ def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
         stack.extend(reversed(below))
 
 
-def list_document_files(corpus_dir: Path) -> list[FileStamp]:
-    """Every .txt/.md file under `corpus_dir` that lies inside it, sorted by doc_id.
+def list_document_files(
+    corpus_dir: Path,
+    suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
+    unsupported: dict[str, int] | None = None,
+) -> list[FileStamp]:
+    """Every file with one of `suffixes` under `corpus_dir` that lies inside it, sorted by
+    doc_id; the other files are counted by extension in `unsupported` when given.
 
     Hidden files and folders are skipped, and so (with a one-line warning each) are files
     whose name is not valid UTF-8 (no id could name them in JSON or a URL), files or
@@ -119,7 +147,10 @@ def list_document_files(corpus_dir: Path) -> list[FileStamp]:
     stamps: list[FileStamp] = []
     for _, entries in _walk(root):
         for entry in entries:
-            if not entry.name.lower().endswith(DOCUMENT_SUFFIXES):
+            if not entry.name.lower().endswith(suffixes):
+                if unsupported is not None and entry.is_file(follow_symlinks=False):
+                    extension = Path(entry.name).suffix.lower() or "(none)"
+                    unsupported[extension] = unsupported.get(extension, 0) + 1
                 continue
             try:
                 entry.name.encode("utf-8")
@@ -183,23 +214,42 @@ def _real_path_of(fd: int, path: Path, opened: os.stat_result) -> str | None:
     return real if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino) else None
 
 
-def read_document(stamp: FileStamp, corpus_dir: Path) -> Document | None:
-    """Read one file; None (with a one-line warning) when it is not a usable text document."""
+def read_document(stamp: FileStamp, corpus_dir: Path) -> Document | Skipped:
+    """Read one file: a Document, or Skipped with the reason (also logged in one line)."""
+
+    def skip(reason: str, detail: str = "") -> Skipped:
+        LOG.warning("skipped %s: %s", stamp.doc_id, detail or reason)
+        return Skipped(stamp.doc_id, reason)
+
     try:
         with open_inside(corpus_dir, stamp.path) as fh:
             data = fh.read()
     except (DocumentNotFound, SourceUnavailable) as exc:
-        LOG.warning("skipped %s: %s", stamp.doc_id, exc)
-        return None
+        return skip("unreadable", str(exc))
     except OSError as exc:
-        LOG.warning("skipped %s: cannot read (%s)", stamp.doc_id, exc.strerror or exc)
-        return None
+        return skip("unreadable", f"cannot read ({exc.strerror or exc})")
     if not data.strip():
-        LOG.warning("skipped %s: empty file", stamp.doc_id)
-        return None
+        return skip("empty file")
+    kind = READERS.get(stamp.path.suffix.lower())
+    if kind is not None:
+        try:
+            extracted = extract(stamp.path, data)
+        except Unreadable as exc:
+            return skip(exc.reason, str(exc))
+        return Document(
+            doc_id=stamp.doc_id,
+            path=stamp.path,
+            text=extracted.text,
+            sha256=sha256_bytes(data),
+            size=len(data),
+            mtime_ns=stamp.mtime_ns,
+            checkpoints=char_checkpoints(extracted.text.encode("utf-8")),
+            format=kind,
+            layout=extracted.layout,
+            page_starts=extracted.page_starts,
+        )
     if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
-        LOG.warning("skipped %s: binary file (contains NUL bytes)", stamp.doc_id)
-        return None
+        return skip("binary file", "binary file (contains NUL bytes)")
     text = decode_document_bytes(data)
     if "\ufffd" in text and "\ufffd".encode() not in data:
         LOG.warning(
@@ -220,7 +270,8 @@ def read_document(stamp: FileStamp, corpus_dir: Path) -> Document | None:
 def load_corpus(corpus_dir: Path) -> list[Document]:
     """All usable documents under `corpus_dir`, in doc_id order."""
     stamps = list_document_files(corpus_dir)
-    return [doc for s in stamps if (doc := read_document(s, corpus_dir))]
+    docs = (read_document(s, corpus_dir) for s in stamps)
+    return [doc for doc in docs if isinstance(doc, Document)]
 
 
 def resolve_doc_path(corpus_dir: Path, doc_id: str) -> Path:

@@ -3,6 +3,7 @@ and the size and checksum of every file, written last and read first."""
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 from collections.abc import Iterable
@@ -16,8 +17,8 @@ from rag.errors import IndexCorrupt, IndexMismatch
 from rag.models import DocumentInfo
 
 # 2: BM25 index beside the vectors; 3: answer span vectors; 4: file checksums, character
-# checkpoints of each document
-FORMAT_VERSION = 4
+# checkpoints of each document; 5: documents of other formats, their extracted text stored
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.npy"
@@ -25,6 +26,7 @@ FAISS_INDEX = "faiss.index"
 SPAN_KEYS = "span_keys.npy"
 SPAN_VECTORS = "span_vectors.npy"
 BM25 = "bm25"  # folder written by bm25s
+TEXTS = "texts"  # folder of extracted texts, `<sha256 of the file>.txt` (rag.readers)
 
 
 class FileEntry(BaseModel):
@@ -46,6 +48,19 @@ class DocumentRecord(DocumentInfo):
     chars: int = 0
     # (character, byte, line) where reading may start: see rag.file_text.char_checkpoints
     checkpoints: list[tuple[int, int, int]] = Field(default_factory=list)
+    # Paged formats: where each page starts in the extracted text.
+    page_starts: list[int] = Field(default_factory=list)
+
+    @property
+    def text_file(self) -> str | None:
+        """The build's copy of the extracted text (None: the file is its own text)."""
+        return None if self.format == "text" else f"{TEXTS}/{self.sha256}.txt"
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page holding character `offset`; None for unpaged formats."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect.bisect_right(self.page_starts, offset))
 
     def info(self) -> DocumentInfo:
         return DocumentInfo(**self.model_dump(include=set(DocumentInfo.model_fields)))

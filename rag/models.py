@@ -18,6 +18,7 @@ class Location(BaseModel):
     line_start: int = Field(ge=1, description="1-based line of start_char.")
     line_end: int = Field(ge=1, description="1-based line of the last character.")
     doc_sha256: str = Field(description="sha256 of the document file when it was indexed.")
+    page: int | None = Field(None, description="1-based page of start_char (PDF).")
 
 
 class Explanation(BaseModel):
@@ -86,3 +87,8 @@ class DocumentInfo(BaseModel):
     size: int = Field(description="Bytes on disk.")
     chunks: int
     sha256: str
+    format: str = Field(
+        "text",
+        description="text (cited by raw offsets), or the reader whose extracted text "
+        "citations index into: markdown, html, pdf, docx.",
+    )

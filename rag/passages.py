@@ -28,7 +28,9 @@ def index_document(
     doc: Document, settings: Settings
 ) -> tuple[DocumentRecord, list[Chunk], dict[str, str]]:
     """A document's record, its passages, and the text to embed for each vector key."""
-    layout = analyze_layout(doc.text, fallback_title=Path(doc.doc_id).stem)
+    layout = doc.layout or analyze_layout(doc.text, fallback_title=Path(doc.doc_id).stem)
+    if not layout.title:
+        layout = replace(layout, title=Path(doc.doc_id).stem)
     chunks = chunk_layout(doc.doc_id, doc.text, layout, settings.chunk_size, settings.chunk_overlap)
     records: list[Chunk] = []
     to_embed: dict[str, str] = {}
@@ -45,5 +47,7 @@ def index_document(
         chunks=len(records),
         chars=len(doc.text),
         checkpoints=doc.checkpoints,
+        format=doc.format,
+        page_starts=list(doc.page_starts),
     )
     return record, records, to_embed

@@ -140,6 +140,9 @@ class Pipeline:
             sure = confidence(best.confidence_features()) if best is not None else 0.0
             answerable = best is not None and sure >= self.settings.answer_threshold
             answer = answer_of(best, sure) if best is not None and answerable else None
+            if answer is not None:  # its own page: a passage may cross a page break
+                page = self.index.documents[answer.doc_id].page_of(answer.start_char)
+                answer = answer.model_copy(update={"page": page})
         took_ms = (time.perf_counter() - started) * 1000
         return QueryResponse(
             question=text,

@@ -28,6 +28,7 @@ from rag.manifest import (
     MANIFEST,
     SPAN_KEYS,
     SPAN_VECTORS,
+    TEXTS,
     VECTORS,
     FileEntry,
     Manifest,
@@ -63,8 +64,11 @@ def save_index(
     lexical: LexicalIndex,
     span_keys: np.ndarray,
     span_vectors: np.ndarray,
+    texts: dict[str, str] | None = None,
 ) -> Path:
-    """Write a complete build into a new folder, then switch CURRENT to it."""
+    """Write a complete build into a new folder, then switch CURRENT to it. `texts`: the
+    extracted text of each document that has one, by the file's sha256 (what citations
+    into it are read from, rag.sources)."""
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -85,6 +89,12 @@ def save_index(
     lexical.save(build / BM25)
     names = [CHUNKS, VECTORS, SPAN_KEYS, SPAN_VECTORS, FAISS_INDEX]
     names += [f"{BM25}/{p.name}" for p in sorted((build / BM25).iterdir())]
+    if texts:
+        (build / TEXTS).mkdir()
+        for sha256, text in sorted(texts.items()):
+            data = text.encode("utf-8")
+            _write_file(build / TEXTS / f"{sha256}.txt", lambda fh, data=data: fh.write(data))
+            names.append(f"{TEXTS}/{sha256}.txt")
     manifest.files = {
         name: FileEntry(bytes=(build / name).stat().st_size, blake3=checksum(build / name))
         for name in names

@@ -330,6 +330,7 @@ def rows_of_documents(index: IndexData, doc_ids: list[str]) -> np.ndarray:
 
 def location_of(index: IndexData, row: int) -> Location:
     chunk = index.chunks[row]
+    record = index.documents[chunk.doc_id]
     return Location(
         doc_id=chunk.doc_id,
         chunk_id=chunk.chunk_id,
@@ -337,7 +338,8 @@ def location_of(index: IndexData, row: int) -> Location:
         end_char=chunk.end,
         line_start=chunk.line_start,
         line_end=chunk.line_end,
-        doc_sha256=index.documents[chunk.doc_id].sha256,
+        doc_sha256=record.sha256,
+        page=record.page_of(chunk.start),
     )
 
 

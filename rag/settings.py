@@ -20,6 +20,7 @@ DEFAULT_INDEX = Path("index")
 # on that index (see rag.params); only `rag index` given new values changes them.
 BUILD_FIELDS = (
     "corpus_dir",
+    "extensions",
     "model",
     "chunk_size",
     "chunk_overlap",
@@ -35,7 +36,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
 
-    corpus_dir: Path = Field(DEFAULT_CORPUS, description="Folder of .txt and .md documents.")
+    corpus_dir: Path = Field(DEFAULT_CORPUS, description="Folder of documents to index.")
+    extensions: str = Field(
+        ".txt,.md,.markdown,.html,.htm,.pdf,.docx",
+        description="File extensions to read, comma-separated (each needs its reader).",
+    )
     index_dir: Path = Field(
         DEFAULT_INDEX,
         description="Folder where the built index lives; by default `index` for the seeds "
@@ -114,6 +119,24 @@ class Settings(BaseSettings):
         never replaces the index of the seeds (or of a third corpus)."""
         if "index_dir" not in self.model_fields_set:
             object.__setattr__(self, "index_dir", default_index_dir(self.corpus_dir))
+        return self
+
+    @property
+    def extension_list(self) -> tuple[str, ...]:
+        """`extensions` as lower-case suffixes with their dot."""
+        parts = (p.strip().lower() for p in self.extensions.split(","))
+        return tuple(p if p.startswith(".") else f".{p}" for p in parts if p)
+
+    @model_validator(mode="after")
+    def _known_extensions(self) -> Settings:
+        from rag.corpus import DOCUMENT_SUFFIXES
+
+        unknown = [e for e in self.extension_list if e not in DOCUMENT_SUFFIXES]
+        if unknown or not self.extension_list:
+            raise ValueError(
+                f"extensions {', '.join(unknown) or '(none)'} cannot be read; choose among "
+                + ", ".join(DOCUMENT_SUFFIXES)
+            )
         return self
 
     @model_validator(mode="after")

@@ -25,7 +25,8 @@ def messy(tmp_path: Path) -> Path:
     (root / "blank.txt").write_bytes(b"  \n\n \t\n")
     (root / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     (root / "latin1.txt").write_bytes("Café au lait, crème brûlée.\n".encode("latin-1"))
-    (root / "notes.pdf").write_bytes(b"%PDF-1.4 not a text document")
+    (root / "notes.pdf").write_bytes(b"%PDF-1.4 not a text document")  # a broken PDF
+    (root / "notes.odt").write_bytes(b"PK\x03\x04 an extension rag does not read")
     (root / ".hidden.txt").write_text("secret\n", encoding="utf-8")
     os.symlink(root, root / "nested" / "loop")  # a folder that contains itself
     return root
@@ -43,6 +44,7 @@ def test_loader_skips_bad_files_with_one_line_warnings(messy: Path, caplog):
     assert any("image.txt" in m and "binary" in m for m in messages)
     assert any("latin1.txt" in m and "UTF-8" in m for m in messages)
     assert any("symlink loop" in m for m in messages)
+    assert any("notes.pdf" in m and "broken" in m for m in messages)
 
 
 def test_text_is_exactly_as_on_disk(messy: Path):
@@ -75,7 +77,7 @@ def test_missing_corpus_folder(tmp_path: Path):
         ".hidden.txt",
         "nested\\b.md",
         "a.txt\x00",
-        "notes.pdf",
+        "notes.odt",
         "missing.txt",
     ],
 )

@@ -35,9 +35,13 @@ def document_text(
     context: Annotated[int, Query(ge=0, le=10_000, description="Characters around it.")] = 0,
 ) -> Span:
     """The text at `start:end` of a document, as a citation points at it, read from the
-    file now (only the blocks that hold it); `stale` when the file changed since indexing."""
+    file now (only the blocks that hold it), or for a PDF, web page, Word or Markdown file
+    from the text its reader extracted at index time; `stale` when the file changed since
+    indexing."""
     record = _record(pipeline, doc_id)
-    span = read_cited_span(pipeline.settings.corpus_dir, record, start, end, context)
+    span = read_cited_span(
+        pipeline.settings.corpus_dir, record, start, end, context, build=pipeline.index.path
+    )
     return Span(**{name: getattr(span, name) for name in Span.model_fields})
 
 

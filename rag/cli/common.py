@@ -141,9 +141,24 @@ def _progress_lines(label: str, every_s: float = 30.0) -> Callable[[int, int], N
     return update
 
 
+def summary_lines(report: Any) -> list[str]:
+    """What the corpus held: documents read per format, files skipped per reason, files
+    of extensions not read (RAG_EXTENSIONS)."""
+    lines = ["read: " + ", ".join(f"{n} {kind}" for kind, n in sorted(report.formats.items()))]
+    if report.skipped_reasons:
+        reasons = sorted(report.skipped_reasons.items())
+        lines.append("skipped: " + ", ".join(f"{n} {reason}" for reason, n in reasons))
+    if report.unsupported:
+        kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(report.unsupported.items()))
+        lines.append(f"not read (extension not in RAG_EXTENSIONS): {kinds}")
+    return lines
+
+
 def print_build(report: Any) -> None:
     for name, (old, new) in report.settings_changed.items():
         err.print(Text(f"rebuilding with {name} {new} (was {old})"))
+    for line in summary_lines(report):
+        err.print(Text(line))
     if report.up_to_date:
         err.print(f"index is up to date ({report.chunks} passages)")
         return

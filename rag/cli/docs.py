@@ -58,7 +58,7 @@ def show(
     Examples:  rag show 003_bddc2f2a3ccead0c.txt:46480-46700  |  rag show 000_3adcc106da112fc4.txt
     """
     from rag.sources import read_cited_span
-    from rag.store import indexed_records
+    from rag.store import current_build, indexed_records
 
     settings = as_built(load_settings(corpus_dir=corpus, index_dir=index_dir))
     match = _REF.fullmatch(ref.strip())
@@ -69,7 +69,8 @@ def show(
     if record is None:
         raise DocumentNotFound(f"no document {doc_id!r} in the index (see `rag docs`)")
     start, end = (int(match["start"]), int(match["end"])) if match["start"] else (None, None)
-    span = read_cited_span(settings.corpus_dir, record, start, end, context, limit=None)
+    build = current_build(settings.index_dir)
+    span = read_cited_span(settings.corpus_dir, record, start, end, context, None, build)
     if span.stale:
         err.print(
             Text(

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from rag.build import build_index
-from rag.corpus import read_document_text
 from rag.embedding import Embedder
 from rag.errors import ConfigError
 from rag.evaluation.metrics import (
@@ -32,6 +31,7 @@ from rag.options import MODES
 from rag.pipeline import Pipeline
 from rag.questions import Question
 from rag.settings import Settings
+from rag.sources import read_cited_span
 from rag.vector_sources import Progress
 
 LOG = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ def _ranked_docs(response: QueryResponse) -> list[str]:
     return ranked
 
 
+def document_text(pipeline: Pipeline, doc_id: str) -> str:
+    """The whole text citations of `doc_id` index into (the file, or its extracted text)."""
+    record = pipeline.index.documents[doc_id]
+    corpus, build = pipeline.settings.corpus_dir, pipeline.index.path
+    return read_cited_span(corpus, record, limit=None, build=build).text
+
+
 def _latency(took: list[float]) -> dict[str, float]:
     return {"latency p50 ms": percentile(took, 50), "latency p95 ms": percentile(took, 95)}
 
@@ -75,7 +82,7 @@ def evaluate_questions(
 
     def text_of(doc_id: str) -> str:
         if doc_id not in texts:
-            texts[doc_id] = read_document_text(pipeline.settings.corpus_dir, doc_id)[0]
+            texts[doc_id] = document_text(pipeline, doc_id)
         return texts[doc_id]
 
     reports = []

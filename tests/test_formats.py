@@ -1,0 +1,90 @@
+"""A mixed folder of real documents (Markdown, HTML, PDF, Word, plain text, files rag does
+not read) indexed end to end: the summary, citations that slice back exactly from the
+stored extracted text for every format, pages on PDF citations, skipped files and why."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.build import build_index
+from rag.cli import app
+from rag.pipeline import Pipeline
+from rag.settings import load_settings
+from rag.sources import read_cited_span
+from rag.store import load_index
+
+from .conftest import FakeEmbedder
+
+DATA = Path(__file__).parent / "data" / "realdocs"
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    folder = tmp_path / "mixed"
+    shutil.copytree(DATA, folder)
+    (folder / "SOURCES.md").unlink()
+    (folder / "notes.txt").write_text("A plain note about lakes and ducks.\n", encoding="utf-8")
+    (folder / "draft.odt").write_bytes(b"PK\x03\x04 a format rag does not read")
+    return folder
+
+
+def test_mixed_folder_summary_and_exact_citations_for_every_format(mixed: Path, tmp_path):
+    settings = load_settings(corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake")
+    report = build_index(settings, embedder=FakeEmbedder())
+    assert report.formats == {"markdown": 2, "html": 2, "pdf": 1, "docx": 2, "text": 1}
+    assert report.skipped_reasons == {"encrypted": 1, "no text layer": 1}
+    assert report.unsupported == {".odt": 1}
+    index = load_index(settings.index_dir)
+    formats = {record.doc_id: record.format for record in index.manifest.documents}
+    checked: set[str] = set()
+    for chunk in index.chunks:
+        record = index.documents[chunk.doc_id]
+        span = read_cited_span(mixed, record, chunk.start, chunk.end, build=index.path)
+        assert span.text == chunk.text, chunk.chunk_id
+        assert not span.stale
+        checked.add(formats[chunk.doc_id])
+    assert checked == {"markdown", "html", "pdf", "docx", "text"}
+    assert (index.path / "texts").is_dir()  # the extracted texts live with the build
+
+
+def test_pdf_citations_carry_their_page_and_stay_readable_when_the_file_changes(
+    mixed: Path, tmp_path
+):
+    settings = load_settings(corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake")
+    build_index(settings, embedder=FakeEmbedder())
+    pipeline = Pipeline(settings, load_index(settings.index_dir), FakeEmbedder())
+    response = pipeline.ask("Christopher Latham Sholes typewriter patent", k=3, mode="bm25")
+    hit = response.hits[0]
+    assert hit.doc_id == "pdf/multi_page.pdf" and hit.page == 1
+    assert "Sholes" in hit.text
+    (mixed / "pdf" / "multi_page.pdf").write_bytes(b"%PDF-1.4 replaced")  # changed on disk
+    record = pipeline.index.documents[hit.doc_id]
+    span = read_cited_span(mixed, record, hit.start_char, hit.end_char, build=pipeline.index.path)
+    assert span.stale and span.text == hit.text  # the text as indexed, flagged stale
+
+
+def test_rag_index_prints_the_summary(mixed: Path, tmp_path, monkeypatch):
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: FakeEmbedder())
+    result = CliRunner().invoke(
+        app,
+        ["index", "--corpus", str(mixed), "--index-dir", str(tmp_path / "i"), "--model", "fake"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "read: 2 docx, 2 html, 2 markdown, 1 pdf, 1 text" in result.stderr
+    assert "skipped: 1 encrypted, 1 no text layer" in result.stderr
+    assert "not read (extension not in RAG_EXTENSIONS): 1 .odt" in result.stderr
+
+
+def test_the_extensions_setting_chooses_what_is_read(mixed: Path, tmp_path):
+    settings = load_settings(
+        corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake", extensions=".txt,.md"
+    )
+    report = build_index(settings, embedder=FakeEmbedder())
+    assert report.formats == {"markdown": 2, "text": 1}
+    assert report.unsupported[".pdf"] == 3 and report.unsupported[".docx"] == 2
+    with pytest.raises(Exception, match="cannot be read"):
+        load_settings(extensions=".txt,.odt")
