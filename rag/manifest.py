@@ -3,7 +3,6 @@ and the size and checksum of every file, written last and read first."""
 
 from __future__ import annotations
 
-import bisect
 import functools
 import json
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import IndexCorrupt, IndexMismatch
 from rag.models import DocumentInfo
+from rag.readers.base import page_of
 
 # 2: BM25 index beside the vectors; 3: answer span vectors; 4: file checksums, character
 # checkpoints of each document; 5: documents of other formats, their extracted text stored
@@ -57,10 +57,7 @@ class DocumentRecord(DocumentInfo):
         return None if self.format == "text" else f"{TEXTS}/{self.sha256}.txt"
 
     def page_of(self, offset: int) -> int | None:
-        """The 1-based page holding character `offset`; None for unpaged formats."""
-        if not self.page_starts:
-            return None
-        return max(1, bisect.bisect_right(self.page_starts, offset))
+        return page_of(self.page_starts, offset)
 
     def info(self) -> DocumentInfo:
         return DocumentInfo(**self.model_dump(include=set(DocumentInfo.model_fields)))

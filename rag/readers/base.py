@@ -28,10 +28,15 @@ class Extracted:
         return self.layout.title
 
     def page_of(self, offset: int) -> int | None:
-        """The 1-based page holding character `offset`; None for unpaged formats."""
-        if not self.page_starts:
-            return None
-        return max(1, bisect.bisect_right(self.page_starts, offset))
+        return page_of(self.page_starts, offset)
+
+
+def page_of(page_starts: tuple[int, ...] | list[int], offset: int) -> int | None:
+    """The 1-based page holding character `offset`, from where each page starts; None for
+    unpaged formats."""
+    if not page_starts:
+        return None
+    return max(1, bisect.bisect_right(page_starts, offset))
 
 
 class Unreadable(RagError):
