@@ -88,3 +88,29 @@ def test_the_extensions_setting_chooses_what_is_read(mixed: Path, tmp_path):
     assert report.unsupported[".pdf"] == 3 and report.unsupported[".docx"] == 2
     with pytest.raises(Exception, match="cannot be read"):
         load_settings(extensions=".txt,.odt")
+
+
+def test_api_serves_the_extracted_text_and_pages(mixed: Path, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    settings = load_settings(corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake")
+    build_index(settings, embedder=FakeEmbedder())
+    app = create_app(settings, load=False)
+    app.state.rag.embedder = FakeEmbedder()
+    app.state.rag.pipeline = Pipeline(settings, load_index(settings.index_dir), FakeEmbedder())
+    client = TestClient(app)
+    body = client.post(
+        "/query", json={"question": "Christopher Latham Sholes typewriter", "mode": "bm25"}
+    ).json()
+    hit = body["hits"][0]
+    assert hit["doc_id"] == "pdf/multi_page.pdf" and hit["page"] == 1
+    span = client.get(
+        f"/documents/{hit['doc_id']}/text",
+        params={"start": hit["start_char"], "end": hit["end_char"]},
+    ).json()
+    assert span["text"] == hit["text"] and span["stale"] is False
+    docs = {d["doc_id"]: d for d in client.get("/documents").json()}
+    assert docs["pdf/multi_page.pdf"]["format"] == "pdf"
+    assert docs["notes.txt"]["format"] == "text"
