@@ -19,6 +19,7 @@ class Question(BaseModel):
     answers: list[str] = Field(default_factory=list)
     doc_ids: list[str] = Field(default_factory=list)
     answerable: bool = True
+    format: str | None = Field(None, description="The documents' format: reports group by it.")
 
     @model_validator(mode="after")
     def _answerable_has_answers(self) -> Question:

@@ -114,3 +114,35 @@ def test_api_serves_the_extracted_text_and_pages(mixed: Path, tmp_path):
     docs = {d["doc_id"]: d for d in client.get("/documents").json()}
     assert docs["pdf/multi_page.pdf"]["format"] == "pdf"
     assert docs["notes.txt"]["format"] == "text"
+
+
+def test_eval_reports_figures_by_format(mixed: Path, tmp_path):
+    from rag.evaluation import evaluate_questions
+    from rag.evaluation.report import write_markdown
+    from rag.questions import Question
+
+    settings = load_settings(corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake")
+    build_index(settings, embedder=FakeEmbedder())
+    pipeline = Pipeline(settings, load_index(settings.index_dir), FakeEmbedder())
+    questions = [
+        Question(
+            id="p1",
+            question="Who patented the typewriter, Christopher Latham Sholes?",
+            answers=["Christopher Latham Sholes"],
+            doc_ids=["pdf/multi_page.pdf"],
+            format="pdf",
+        ),
+        Question(
+            id="d1",
+            question="Calories per portion of grain for the duck",
+            answers=["200"],
+            doc_ids=["docx/word_sample.docx"],
+            format="docx",
+        ),
+    ]
+    report = evaluate_questions(pipeline, questions, modes=["bm25"], depth=10)
+    assert report.modes[0].metrics["citations exact"] == 1.0
+    write_markdown(report, tmp_path / "r.md")
+    text = (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert "## By format" in text
+    assert "| bm25   | docx     | 1" in text and "| bm25   | pdf      | 1" in text

@@ -122,6 +122,7 @@ def evaluate_questions(
                     and any(a.lower() in answer.text.lower() for a in q.answers),
                     abstained=None if response.answerable is None else not response.answerable,
                     confidence=answer.confidence if answer else None,
+                    format=q.format,
                 )
             )
             if tick is not None:

@@ -92,6 +92,8 @@ def write_markdown(report: EvalReport, path: Path, plot: Path | None = None) -> 
     out += [f"_{note}_" for note in report.notes]
     if plot is not None:
         out += ["", f"![Hit@k by mode]({plot.name})", ""]
+    if any(r.format for m in report.modes for r in m.per_question):
+        out += ["", "## By format (answerable questions)", "", format_table(report)]
     reliability = [m for m in report.modes if any(r.confidence for r in m.per_question)]
     if reliability:
         out += ["", "## Reliability: answers by confidence, and how many were right", ""]
@@ -122,6 +124,25 @@ def write_markdown(report: EvalReport, path: Path, plot: Path | None = None) -> 
                     f"{_snippet(r.top_text, 100)}"
                 )
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def format_table(report: EvalReport) -> str:
+    """Hit@1, Hit@5, MRR@10 and answer accuracy per mode and document format."""
+    from rag.evaluation.results import per_question_figures
+
+    rows = []
+    for mode in report.modes:
+        for kind in sorted({r.format for r in mode.per_question if r.format and r.answerable}):
+            group = [r for r in mode.per_question if r.format == kind]
+            figures = per_question_figures(group)
+            cells = [
+                f"{sum(v.values()) / len(v):.3f}" if (v := figures.get(name)) else "n/a"
+                for name in ("Hit@1", "Hit@5", "MRR@10", "answer accuracy")
+            ]
+            answerable = sum(r.answerable for r in group)
+            rows.append([mode.mode, kind, str(answerable), *cells])
+    headers = ["mode", "format", "questions", "Hit@1", "Hit@5", "MRR@10", "answer accuracy"]
+    return markdown(rows, headers)
 
 
 CONFIDENCE_BANDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)

@@ -27,6 +27,7 @@ class QuestionResult(BaseModel):
     )
     abstained: bool | None = None
     confidence: float | None = None
+    format: str | None = None
 
 
 def per_question_figures(results: list[QuestionResult]) -> dict[str, dict[str, float]]:
