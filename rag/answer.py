@@ -65,11 +65,17 @@ class SpanScore:
 
     @property
     def selection(self) -> float:
-        return sum(SELECTION_WEIGHTS[name] * self.features[name] for name in SELECTION_WEIGHTS)
+        return self.selection_by(SELECTION_WEIGHTS)
 
-    def confidence_features(self) -> dict[str, float]:
+    def selection_by(self, weights: dict[str, float]) -> float:
+        """The span score under `weights` (those in use, or ones being fitted)."""
+        return sum(weight * self.features[name] for name, weight in weights.items())
+
+    def confidence_features(
+        self, weights: dict[str, float] = SELECTION_WEIGHTS
+    ) -> dict[str, float]:
         return {
-            "selection": self.selection,
+            "selection": self.selection_by(weights),
             "context": self.features["context"],
             "type_missing": self.features["type_missing"],
             "unseen": self.features["unseen"],

@@ -94,10 +94,8 @@ def _pick(row: Collected, weights: dict[str, float]) -> tuple[dict[str, float], 
     if not row.spans:
         return None
     competing = typed(row.spans)
-    scores = [sum(weights[f] * row.spans[i].features[f] for f in SELECTION) for i in competing]
-    i = competing[int(np.argmax(scores))]
-    features = {"selection": max(scores), **{f: row.spans[i].features[f] for f in CONFIDENCE[1:]}}
-    return features, row.right[i]
+    i = max(competing, key=lambda j: row.spans[j].selection_by(weights))
+    return row.spans[i].confidence_features(weights), row.right[i]
 
 
 def fit_confidence(picked: list[tuple[dict[str, float], bool]]) -> dict[str, float]:
