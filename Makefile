@@ -33,8 +33,9 @@ test: $(STAMP) ## Run the linter and the test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) ## Benchmarks against their baselines, same run: prints and writes bench/RESULTS.md
+bench: $(STAMP) ## Benchmarks against their baselines, same run: bench/RESULTS.md, bench/EXTRACTION.md
 	$(BIN)/python bench/suite.py
+	$(BIN)/python bench/extraction.py
 
 bench-scale: $(STAMP) ## Flat/HNSW/IVF-PQ at 10k-1M vectors, a 100k-passage index loaded (~15 min)
 	$(BIN)/python bench/scale.py

@@ -20,9 +20,8 @@ def read_html(data: bytes) -> Extracted:
         include_comments=False,
         include_links=False,
         include_images=False,
+        with_metadata=True,  # the title in a front matter: one parse of the page, not two
     )
     if not markdown or not markdown.strip():
         raise Unreadable("no main text", "no article or main text found in the page")
-    metadata = trafilatura.extract_metadata(data)
-    title = (metadata.title or "") if metadata is not None else ""
-    return read_markdown(markdown, title=title.strip())
+    return read_markdown(markdown)
