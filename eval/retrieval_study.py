@@ -210,10 +210,6 @@ def minmax_list(v: np.ndarray) -> np.ndarray:
     return (v - lo) / (hi - lo) if hi > lo else np.ones_like(v)
 
 
-def single(signal: Callable[[Item, float], np.ndarray]):
-    return signal
-
-
 def rm3(variants, lexical: str, fb_docs: int = 3, fb_terms: int = 10):
     """RM3 on BM25: expansion terms from the top passages, weighted by their scores."""
     retriever, stem = variants[lexical]

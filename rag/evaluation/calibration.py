@@ -45,14 +45,6 @@ def collect(pipeline: Pipeline, questions: list[Question]) -> list[Collected]:
     return rows
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, balanced: bool = False):
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(
-        C=1.0, max_iter=2000, class_weight="balanced" if balanced else None
-    ).fit(x, y)
-
-
 # Ridge penalty of the span score: 5-fold CV on the dev questions (3 seeds) over 0.1 to 100
 # gave answer accuracy 0.717-0.721 for 0.1-1 and 0.717-0.733 for 3-100, abstention rising
 # with the penalty (0.38 to 0.51); 30 sits in the flat best region.
@@ -101,7 +93,9 @@ def _pick(row: Collected, weights: dict[str, float]) -> tuple[dict[str, float], 
 def fit_confidence(picked: list[tuple[dict[str, float], bool]]) -> dict[str, float]:
     x = np.array([[f[name] for name in CONFIDENCE] for f, _ in picked])
     y = np.array([ok for _, ok in picked])
-    model = _logistic(x, y)
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
     weights = {"bias": round(float(model.intercept_[0]), 3)}
     weights.update({n: round(float(w), 3) for n, w in zip(CONFIDENCE, model.coef_[0], strict=True)})
     return weights
