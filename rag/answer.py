@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answer_types import carries_new, expected_type
-from rag.chunking import passage_spans
+from rag.chunking import is_heading, passage_spans
 from rag.lexical import LexicalIndex, tokenize
 from rag.models import Answer, Hit
 
@@ -91,12 +91,18 @@ def confidence(features: dict[str, float], weights: dict[str, float] = CONFIDENC
 Candidate = tuple[Hit, int, int, str, int]  # hit, start and end in the document, text, sentences
 
 
-def candidate_spans(hits: list[Hit], passages: int = PASSAGES_READ) -> list[Candidate]:
-    """The spans of the top `passages` passages, with offsets into their documents."""
+def candidate_spans(
+    hits: list[Hit], passages: int = PASSAGES_READ, headings: bool = False
+) -> list[Candidate]:
+    """The spans of the top `passages` passages, with offsets into their documents.
+    Headings name a topic and do not answer, except (`headings`) a question for a version
+    or a date: release notes give both only in their headings ("0.34.0 (December 15,
+    2024)")."""
     return [
         (hit, hit.start_char + start, hit.start_char + end, hit.text[start:end], n)
         for hit in hits[:passages]
         for start, end, n in passage_spans(hit.text, hit.section)
+        if headings or not is_heading(hit.text[start:end], hit.section)
     ]
 
 
@@ -138,7 +144,8 @@ def score_spans(
     - rank, pair: the passage's rank (0 for the first) and a second sentence of context;
     - unseen: share of the question's content words that no passage uses.
     """
-    candidates = candidate_spans(hits)
+    kind = expected_type(question)
+    candidates = candidate_spans(hits, headings=kind in ("version", "date"))
     if not candidates:
         return []
     wanted = _terms(question)
@@ -148,7 +155,6 @@ def score_spans(
         unseen = lexical.unseen_share(question)
     else:
         subject, unseen = dict.fromkeys(_terms(subject_text), 1.0), 0.0
-    kind = expected_type(question)
     vectors = vectors_of([text for _, _, _, text, _ in candidates])
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
     passages = hits[:PASSAGES_READ]

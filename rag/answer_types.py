@@ -1,6 +1,6 @@
-"""What a question asks for (a number, a date, a name, a place) and whether a span carries
-it as new information: "How many ... ?" is not answered by a sentence whose only number is
-the one the question already names.
+"""What a question asks for (a number, a date, a name, a place, a version, a command) and
+whether a span carries it as new information: "How many ... ?" is not answered by a
+sentence whose only number is the one the question already names.
 
 Rules rather than a tagger: the question words that ask for a type are few and fixed in
 English, and the span side needs only "is there a number / a date / a proper name here that
@@ -13,9 +13,16 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Expected = Literal["number", "date", "name", "place", "any"]
+Expected = Literal["number", "date", "name", "place", "version", "command", "any"]
 
 _ASKS: list[tuple[Expected, re.Pattern[str]]] = [
+    # Documentation and release notes: "Which FastAPI version dropped ...?", "What command
+    # starts the container?" (before "date": "which release" is not "which year").
+    ("version", re.compile(r"\b(which|what|in what) ([\w\-.]+ ){0,2}(version|release)\b")),
+    (
+        "command",
+        re.compile(r"\b((what|which) ([\w\-]+ ){0,2}command|what do (you|they|i|we) (run|type))\b"),
+    ),
     (
         "date",
         re.compile(
@@ -57,6 +64,11 @@ _NUMBER_WORDS = frozenset(
     several""".split()
 )
 _NUMBER = re.compile(r"\d[\d,.]*")
+_VERSION = re.compile(r"\bv?\d+(?:\.\d+)+\b")
+# A command line as documentation shows one: after a shell prompt, or a lower-case program
+# name followed by options ("docker run -d -p 80:80 myimage"), with no sentence around it.
+_PROMPT = re.compile(r"^\s*[$>%]\s+\S")
+_COMMAND_LINE = re.compile(r"^\s*[a-z][\w.\-]*(\s+\S+)*\s+-{1,2}\w[\w\-=]*(\s+\S+)*\s*$")
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b")
 _WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][\w'’\-]*")
 _TOKENS = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][\w'’\-]*|[^\sA-Za-zÀ-ÖØ-öø-ÿ]+")
@@ -90,8 +102,18 @@ def expected_type(question: str) -> Expected:
 
 def values_of(text: str, kind: Expected) -> set[str]:
     """The values of `kind` in `text`, lower-cased: counts and amounts (years aside), dates,
-    full names (two or more capitalized words in a row) or place names."""
+    full names (two or more capitalized words in a row), place names, version numbers, or
+    command lines."""
     words = _WORD.findall(text)
+    if kind == "version":
+        return {m.group().lower().lstrip("v") for m in _VERSION.finditer(text)}
+    if kind == "command":
+        return {
+            line.strip().lower()
+            for line in text.splitlines()
+            if _PROMPT.match(line)
+            or (_COMMAND_LINE.match(line) and not line.rstrip().endswith("."))
+        }
     if kind == "number":
         found = {m.group().rstrip(".,") for m in _NUMBER.finditer(text)}
         found = {n for n in found if not _YEAR.fullmatch(n)}

@@ -13,26 +13,24 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from rag.chunking import CHUNKER_VERSION, Chunk, with_heading
-from rag.corpus import (
-    Document,
-    Skipped,
-    list_document_files,
-    read_document,
-)
+from rag.chunking import CHUNKER_VERSION, Chunk
+from rag.corpus import Document, Skipped, list_document_files
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import CorpusNotFound
+from rag.extraction_cache import ExtractionCache
 from rag.freshness import settings_match
-from rag.lexical import LexicalIndex
+from rag.lexical import KEYWORD_VERSION, LexicalIndex
 from rag.manifest import DocumentRecord, Manifest
 from rag.onnx_encoder import export_fast_encoder, remove_abandoned_exports
 from rag.params import build_settings_of, differences
 from rag.passages import answer_span_texts, index_document
 from rag.publish import save_index
+from rag.readers import READER_VERSION
+from rag.reading import read_documents
 from rag.settings import BUILD_FIELDS, Settings
 from rag.vector_cache import VectorCache
 from rag.vector_index import build_vector_index, choose_type
-from rag.vector_sources import Progress, VectorSources, embed_and_cache, previous_build
+from rag.vector_sources import Progress, VectorSources, VectorSupply, previous_build
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +60,29 @@ class BuildReport:
     up_to_date: bool = False
 
 
+class _Parts:
+    """The passages and records of the documents cut so far, and the texts they need
+    vectors for: passages (by vector key) and, with answers on, their answer spans."""
+
+    def __init__(self) -> None:
+        self.records: list[DocumentRecord] = []
+        self.chunks: list[Chunk] = []
+        self.passage_keys: set[str] = set()
+        self.span_keys: set[str] = set()
+
+    def add(self, doc: Document, settings: Settings) -> dict[str, str]:
+        """Cut `doc`; the texts (by vector key) its passages and spans need."""
+        record, chunks, texts = index_document(doc, settings)
+        self.records.append(record)
+        self.chunks.extend(chunks)
+        self.passage_keys.update(texts)
+        if settings.answers:
+            spans = answer_span_texts(chunks, settings.model)
+            self.span_keys.update(spans)
+            texts = {**texts, **spans}
+        return texts
+
+
 def build_lock(index_dir: Path) -> FileLock:
     """One build at a time per index folder (a second `rag index` waits)."""
     return FileLock(index_dir / ".lock")
@@ -87,38 +108,66 @@ def build_index(
             LOG.warning("removed %s, left by an interrupted model export", staging.name)
         if rebuild:
             VectorCache(index_dir).clear()
-        documents: list[Document] = []
-        skipped: dict[str, list[int]] = {}
         suffixes = settings.extension_list
-        for stamp in list_document_files(settings.corpus_dir, suffixes, report.unsupported):
-            doc = read_document(stamp, settings.corpus_dir)
-            if isinstance(doc, Skipped):
-                skipped[stamp.doc_id] = [stamp.size, stamp.mtime_ns]
-                report.skipped_reasons[doc.reason] = report.skipped_reasons.get(doc.reason, 0) + 1
-            else:
-                documents.append(doc)
-                report.formats[doc.format] = report.formats.get(doc.format, 0) + 1
-        report.skipped = sorted(skipped)
-        if not documents:
-            raise CorpusNotFound(
-                f"no readable document ({', '.join(suffixes)}) in {settings.corpus_dir}: add "
-                "documents or point RAG_CORPUS_DIR / --corpus at the right folder"
-            )
-
+        stamps = list_document_files(settings.corpus_dir, suffixes, report.unsupported)
+        stamp_of = {s.doc_id: s for s in stamps}
         previous = None if rebuild else previous_build(index_dir)
         old_manifest = previous.manifest if previous else None
         old = {d.doc_id: d for d in old_manifest.documents} if old_manifest else {}
-        for doc in documents:
+        if old_manifest is not None:
+            report.settings_changed = differences(old_manifest, settings, set(BUILD_FIELDS))
+        found = VectorSources()
+        if previous is not None:
+            if previous.vectors.shape[0] == len(previous.chunks):
+                found.add((c.vector_key for c in previous.chunks), previous.vectors)
+            found.add((k.decode() for k in previous.span_keys.tolist()), previous.span_vectors)
+        cache = VectorCache(index_dir)
+        vectors_of = VectorSupply(found, cache, settings, embedder, progress)
+
+        # Documents stream in from the reader processes; each is cut and its new texts
+        # queued for the model as it comes, so the model embeds while the workers read on.
+        # Until something is known to change, documents wait unchunked: an index that is
+        # up to date costs only the reading (and what was extracted is cached).
+        documents: list[Document] = []
+        waiting: list[Document] = []
+        parts = _Parts()
+        skipped: dict[str, list[int]] = {}
+        unreadable: set[str] = set()  # sha256 of the files no reader could read
+        changing = (
+            old_manifest is None
+            or bool(report.settings_changed)
+            or not settings_match(old_manifest, settings)
+        )
+        for doc in read_documents(stamps, settings.corpus_dir, index_dir, settings.read_workers):
+            if isinstance(doc, Skipped):
+                stamp = stamp_of[doc.doc_id]
+                skipped[doc.doc_id] = [stamp.size, stamp.mtime_ns]
+                unreadable.add(doc.sha256)
+                report.skipped_reasons[doc.reason] = report.skipped_reasons.get(doc.reason, 0) + 1
+                continue
+            documents.append(doc)
+            report.formats[doc.format] = report.formats.get(doc.format, 0) + 1
             if doc.doc_id not in old:
                 report.added.append(doc.doc_id)
             elif old[doc.doc_id].sha256 != doc.sha256:
                 report.changed.append(doc.doc_id)
             else:
                 report.unchanged.append(doc.doc_id)
-        if old_manifest is not None:
-            report.settings_changed = differences(old_manifest, settings, set(BUILD_FIELDS))
+            changing = changing or doc.doc_id not in old or old[doc.doc_id].sha256 != doc.sha256
+            waiting.append(doc)
+            if changing:
+                for ready in waiting:
+                    vectors_of.want(parts.add(ready, settings))
+                waiting.clear()
+        report.skipped = sorted(skipped)
+        if not documents:
+            raise CorpusNotFound(
+                f"no readable document ({', '.join(suffixes)}) in {settings.corpus_dir}: add "
+                "documents or point RAG_CORPUS_DIR / --corpus at the right folder"
+            )
         current_ids = {d.doc_id for d in documents}
         report.removed = sorted(set(old) - current_ids)
+        ExtractionCache(index_dir).keep_only({d.sha256 for d in documents} | unreadable)
 
         if (
             old_manifest is not None
@@ -131,6 +180,7 @@ def build_index(
             and all(old[d.doc_id].mtime_ns == d.mtime_ns for d in documents)
             and previous.intact()  # else a damaged file is repaired by publishing again
         ):
+            cache.close()
             report.up_to_date = True
             report.chunks = old_manifest.chunk_count
             if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
@@ -138,54 +188,32 @@ def build_index(
             report.seconds = time.perf_counter() - started
             return report
 
-        doc_records: list[DocumentRecord] = []
-        chunks: list[Chunk] = []
-        texts_by_key: dict[str, str] = {}
-        for doc in documents:
-            record, records, to_embed = index_document(doc, settings)
-            doc_records.append(record)
-            chunks.extend(records)
-            texts_by_key.update(to_embed)
-
+        for ready in waiting:
+            vectors_of.want(parts.add(ready, settings))
+        chunks = parts.chunks
         if not chunks:
             raise CorpusNotFound(
                 f"the documents in {settings.corpus_dir} hold no passage of text (only "
                 "headings or page furniture): add documents with prose"
             )
-        # Answer spans get their vectors here too, so that questions only look them up.
-        span_texts = answer_span_texts(chunks, settings.model) if settings.answers else {}
-        span_keys = sorted(span_texts)
-        found = VectorSources()
-        if previous is not None:
-            if previous.vectors.shape[0] == len(previous.chunks):
-                found.add((c.vector_key for c in previous.chunks), previous.vectors)
-            found.add((k.decode() for k in previous.span_keys.tolist()), previous.span_vectors)
-        report.reused = sum(1 for c in chunks if c.vector_key in found)
-        wanted = {**texts_by_key, **span_texts}
-        missing = {k: text for k, text in wanted.items() if k not in found}
-        cache = VectorCache(index_dir)
-        saved = cache.find(missing)
-        if saved:
-            found.add(saved, np.array(list(saved.values())))
-            report.cached = len(saved)
-            report.reused += sum(1 for c in chunks if c.vector_key in saved)
-            missing = {k: text for k, text in missing.items() if k not in saved}
-        report.embedded = sum(1 for k in texts_by_key if k in missing)
-        report.spans_embedded = sum(k in missing and k not in texts_by_key for k in span_texts)
-        if missing:
-            embedder = embedder or SentenceTransformerEmbedder(settings.model)
-            fresh = embed_and_cache(embedder, missing, cache, settings, progress)
-            found.add(missing, fresh)
-            dimension = embedder.dimension
-        else:
-            dimension = next(a.shape[1] for a in found.arrays if a.ndim == 2 and a.shape[1])
+        vectors_of.finish()
+        embedder, fresh = vectors_of.embedder, vectors_of.fresh
+        report.embedded = sum(1 for k in parts.passage_keys if k in fresh)
+        report.spans_embedded = sum(
+            k in fresh and k not in parts.passage_keys for k in parts.span_keys
+        )
+        report.cached = vectors_of.cached
+        report.reused = sum(1 for c in chunks if c.vector_key not in fresh)
+        found = vectors_of.found
+        dimension = vectors_of.dimension()
+        span_keys = sorted(parts.span_keys)
         vectors = found.assemble([c.vector_key for c in chunks], dimension)
         span_vectors = found.assemble(span_keys, dimension)
 
         index_type = choose_type(settings.index_type, len(chunks))
         faiss_index, index_params = build_vector_index(vectors, index_type, settings.hnsw_m)
         lexical = LexicalIndex.build(
-            [with_heading(c.section, c.text) for c in chunks],
+            [c.embed_text for c in chunks],
             settings.bm25_stem,
             settings.bm25_stopwords,
         )
@@ -195,13 +223,15 @@ def build_index(
             chunk_size=settings.chunk_size,
             chunk_overlap=settings.chunk_overlap,
             chunker_version=CHUNKER_VERSION,
+            keyword_version=KEYWORD_VERSION,
+            reader_version=READER_VERSION,
             bm25_stem=settings.bm25_stem,
             bm25_stopwords=settings.bm25_stopwords,
             index_type=index_type,
             index_params=index_params,
             answer_spans=settings.answers,
             build_settings=build_settings_of(settings),
-            documents=doc_records,
+            documents=parts.records,
             skipped=skipped,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - started, 3),

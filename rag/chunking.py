@@ -7,10 +7,11 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from rag.structure import Layout, analyze_layout, split_sentences
+from rag.structure import SECTION_SEPARATOR, Layout, analyze_layout, split_sentences
 
-# Bumped whenever chunk boundaries change for the same settings, so that indexes rebuild.
-CHUNKER_VERSION = 2
+# Bumped whenever chunk boundaries or their answer spans change for the same settings, so
+# that indexes rebuild.
+CHUNKER_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,27 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        return with_heading(self.section, self.text)
+        """What retrieval (the model and BM25) sees of the passage."""
+        return retrieval_text(self.doc_id, self.section, self.text)
+
+
+def name_words(doc_id: str) -> str:
+    """The words of a file's name ("uvicorn-release-notes.md": "uvicorn release notes");
+    numbers and hashes ("003_bddc2f2a3ccead0c.txt", "1402.txt") give none."""
+    stem = doc_id.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return " ".join(w for w in re.split(r"[\W_]+", stem) if len(w) > 1 and w.isalpha())
+
+
+def retrieval_text(doc_id: str, section: str, text: str) -> str:
+    """A passage as retrieval sees it: under its file's name and its heading, so that a
+    paragraph deep in a document is still found by what the document is about. The file
+    name is often the only place a page names its subject (release notes whose headings are
+    version numbers), as LlamaIndex's file_name metadata or a BM25F title field do."""
+    return with_heading(name_words(doc_id), with_heading(section, text))
 
 
 def with_heading(section: str, text: str) -> str:
-    """What retrieval sees of a passage: the passage under its heading, so that a paragraph
-    deep in an article is still found by what the article is about."""
+    """`text` under the line `section`, unless it already starts with it (or there is none)."""
     if not section or text.startswith(section):
         return text
     return f"{section}\n{text}"
@@ -99,17 +115,64 @@ def pack_windows(pieces: list[Span], size: int, overlap: int) -> list[Span]:
     return [(pieces[a][0], pieces[b][1]) for a, b in bounds]
 
 
+@dataclass
+class _Run:
+    """Consecutive pieces under one heading: a section's text, cut at sentences."""
+
+    section: str
+    pieces: list[Span]
+    prose: bool  # False: a heading with nothing under it before the next heading
+    joins_previous: bool  # nothing left out (boilerplate) between it and the run before
+
+
+def _shared_section(first: str, second: str, title: str) -> str:
+    """The heading both sections lie under ("A > B" and "A > C" give "A"), else the title."""
+    common = []
+    for a, b in zip(first.split(SECTION_SEPARATOR), second.split(SECTION_SEPARATOR), strict=False):
+        if a != b:
+            break
+        common.append(a)
+    return SECTION_SEPARATOR.join(common) or title
+
+
+def merge_small_sections(runs: list[_Run], size: int, title: str) -> list[_Run]:
+    """Join consecutive sections while together they fit in one passage, under the heading
+    they share: a release note's "0.104.0 > Upgrades" bullet then carries its version, a
+    heading with nothing under it comes with the text that follows it, and a one-line
+    section is not a passage on its own. (The "combine small sections" step of title-based
+    chunkers; the only bound is the passage size.)"""
+    out: list[_Run] = []
+    for run in runs:
+        last = out[-1] if out else None
+        fits = last is not None and run.pieces[-1][1] - last.pieces[0][0] <= size
+        # A heading with nothing under it goes with what follows it, not what precedes it.
+        if last and fits and run.joins_previous and (run.prose or not last.prose):
+            out[-1] = _Run(
+                _shared_section(last.section, run.section, title),
+                last.pieces + run.pieces,
+                last.prose or run.prose,
+                last.joins_previous,
+            )
+        else:
+            out.append(run)
+    return [run for run in out if run.prose]
+
+
 def chunk_layout(doc_id: str, text: str, layout: Layout, size: int, overlap: int) -> list[Chunk]:
     """Chunks of an analysed document (see `chunk_document`)."""
-    runs: list[tuple[str, list[Span], bool]] = []  # (section, pieces, has prose)
+    runs: list[_Run] = []
     section = layout.title
     current: list[Span] = []
     has_prose = False
+    joins = False  # whether the run being gathered follows the previous one directly
 
-    def flush() -> None:
-        nonlocal current, has_prose
-        if current and has_prose:
-            runs.append((run_section, current, has_prose))
+    def flush(barrier: bool = False) -> None:
+        nonlocal current, has_prose, joins
+        if current:
+            runs.append(_Run(run_section, current, has_prose, joins))
+            joins = True
+        if barrier:
+            joins = False
         current, has_prose = [], False
 
     run_section = section
@@ -119,7 +182,7 @@ def chunk_layout(doc_id: str, text: str, layout: Layout, size: int, overlap: int
             section = run_section = block.label
             current = split_long_span(text, block.start, block.end, size)
         elif block.kind == "boilerplate":
-            flush()
+            flush(barrier=True)
         else:
             if not current:
                 run_section = section
@@ -130,8 +193,8 @@ def chunk_layout(doc_id: str, text: str, layout: Layout, size: int, overlap: int
 
     newlines = [i for i, ch in enumerate(text) if ch == "\n"]
     chunks: list[Chunk] = []
-    for run_section, pieces, _ in runs:
-        for start, end in pack_windows(pieces, size, overlap):
+    for run in merge_small_sections(runs, size, layout.title):
+        for start, end in pack_windows(run.pieces, size, overlap):
             chunks.append(
                 Chunk(
                     chunk_id=f"{doc_id}#{len(chunks)}",
@@ -141,7 +204,7 @@ def chunk_layout(doc_id: str, text: str, layout: Layout, size: int, overlap: int
                     end=end,
                     line_start=line_of(newlines, start),
                     line_end=line_of(newlines, end - 1),
-                    section=run_section,
+                    section=run.section,
                     text=text[start:end],
                 )
             )
@@ -167,15 +230,29 @@ SPAN_CHARS = 320
 
 def passage_spans(text: str, section: str) -> list[tuple[int, int, int]]:
     """(start, end, sentences) of every sentence of a passage and of every pair of
-    consecutive sentences of one paragraph that fits in SPAN_CHARS; headings left out.
-    The index embeds these once; questions look them up."""
+    consecutive sentences of one paragraph that fits in SPAN_CHARS. A heading line is a
+    span of its own (`is_heading` tells; only some questions take one for an answer). The
+    index embeds these once; questions look them up."""
     spans = []
     for line in re.finditer(r"[^\n]+", text):  # a heading line is not a sentence start
-        if line.group().strip() == section:
-            continue  # headings name a topic; they do not answer
+        if is_heading(line.group(), section):
+            spans.append((line.start(), line.end(), 1))
+            continue
         sentences = split_sentences(text, line.start(), line.end())
         for i, (start, end) in enumerate(sentences):
             spans.append((start, end, 1))
             if i + 1 < len(sentences) and sentences[i + 1][1] - start <= SPAN_CHARS:
                 spans.append((start, sentences[i + 1][1], 2))
     return spans
+
+
+def sentence_spans(text: str, section: str) -> list[tuple[int, int, int]]:
+    """`passage_spans` without the headings: the sentences whose vectors are a passage's
+    dense evidence (a heading is not evidence of its own)."""
+    return [s for s in passage_spans(text, section) if not is_heading(text[s[0] : s[1]], section)]
+
+
+def is_heading(line: str, section: str) -> bool:
+    """Whether a line of a passage is one of the headings of its section path."""
+    line = line.strip()
+    return bool(line) and (line == section or line in section.split(SECTION_SEPARATOR))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rag.errors import CorpusNotFound, DocumentNotFound, SourceUnavailable
+from rag.extraction_cache import ExtractionCache
 from rag.file_text import char_checkpoints, decode_document_bytes
 from rag.readers import READERS, Unreadable, extract
 from rag.structure import Layout
@@ -65,6 +66,7 @@ class Skipped:
 
     doc_id: str
     reason: str
+    sha256: str = ""  # the file's, when it could be read
 
 
 @dataclass(frozen=True)
@@ -214,39 +216,60 @@ def _real_path_of(fd: int, path: Path, opened: os.stat_result) -> str | None:
     return real if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino) else None
 
 
-def read_document(stamp: FileStamp, corpus_dir: Path) -> Document | Skipped:
-    """Read one file: a Document, or Skipped with the reason (also logged in one line)."""
+def read_document(
+    stamp: FileStamp, corpus_dir: Path, extracted: ExtractionCache | None = None
+) -> Document | Skipped:
+    """Read one file: a Document, or Skipped with the reason (also logged in one line).
+    A file of a reader's format is looked up in `extracted` by its sha256 first, and
+    what its reader gives is kept there. A PDF is hashed and read from the open file, a
+    page at a time: it never sits in memory whole."""
 
-    def skip(reason: str, detail: str = "") -> Skipped:
+    def skip(reason: str, detail: str = "", sha256: str = "") -> Skipped:
         LOG.warning("skipped %s: %s", stamp.doc_id, detail or reason)
-        return Skipped(stamp.doc_id, reason)
+        return Skipped(stamp.doc_id, reason, sha256)
 
+    kind = READERS.get(stamp.path.suffix.lower())
     try:
         with open_inside(corpus_dir, stamp.path) as fh:
-            data = fh.read()
+            if kind == "pdf":
+                size = os.fstat(fh.fileno()).st_size
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                data = b""
+                if size == 0:
+                    return skip("empty file")
+            else:
+                data = fh.read()
+                size, digest = len(data), sha256_bytes(data)
+                if not data.strip():
+                    return skip("empty file")
+            if kind is not None:
+                got = extracted.get(digest) if extracted is not None else None
+                if got is None:
+                    fh.seek(0)
+                    try:
+                        got = extract(stamp.path, fh if kind == "pdf" else data)
+                    except Unreadable as exc:
+                        got = exc
+                    if extracted is not None:
+                        extracted.put(digest, got)
     except (DocumentNotFound, SourceUnavailable) as exc:
         return skip("unreadable", str(exc))
     except OSError as exc:
         return skip("unreadable", f"cannot read ({exc.strerror or exc})")
-    if not data.strip():
-        return skip("empty file")
-    kind = READERS.get(stamp.path.suffix.lower())
     if kind is not None:
-        try:
-            extracted = extract(stamp.path, data)
-        except Unreadable as exc:
-            return skip(exc.reason, str(exc))
+        if isinstance(got, Unreadable):
+            return skip(got.reason, str(got), digest)
         return Document(
             doc_id=stamp.doc_id,
             path=stamp.path,
-            text=extracted.text,
-            sha256=sha256_bytes(data),
-            size=len(data),
+            text=got.text,
+            sha256=digest,
+            size=size,
             mtime_ns=stamp.mtime_ns,
-            checkpoints=char_checkpoints(extracted.text.encode("utf-8")),
+            checkpoints=char_checkpoints(got.text.encode("utf-8")),
             format=kind,
-            layout=extracted.layout,
-            page_starts=extracted.page_starts,
+            layout=got.layout,
+            page_starts=got.page_starts,
         )
     if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
         return skip("binary file", "binary file (contains NUL bytes)")
@@ -260,8 +283,8 @@ def read_document(stamp: FileStamp, corpus_dir: Path) -> Document | Skipped:
         doc_id=stamp.doc_id,
         path=stamp.path,
         text=text,
-        sha256=sha256_bytes(data),
-        size=len(data),
+        sha256=digest,
+        size=size,
         mtime_ns=stamp.mtime_ns,
         checkpoints=char_checkpoints(data),
     )

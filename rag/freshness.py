@@ -6,7 +6,9 @@ from rag.chunking import CHUNKER_VERSION
 from rag.corpus import list_document_files, open_inside
 from rag.errors import RagError
 from rag.file_text import current_digest
+from rag.lexical import KEYWORD_VERSION
 from rag.manifest import Manifest
+from rag.readers import READER_VERSION
 from rag.settings import Settings
 from rag.vector_index import choose_type
 
@@ -17,6 +19,8 @@ def settings_match(manifest: Manifest, settings: Settings) -> bool:
         and manifest.chunk_size == settings.chunk_size
         and manifest.chunk_overlap == settings.chunk_overlap
         and manifest.chunker_version == CHUNKER_VERSION
+        and manifest.keyword_version == KEYWORD_VERSION
+        and manifest.reader_version == READER_VERSION
         and manifest.bm25_stem == settings.bm25_stem
         and manifest.bm25_stopwords == settings.bm25_stopwords
         and manifest.index_type == choose_type(settings.index_type, manifest.chunk_count)

@@ -10,8 +10,14 @@ from typing import Any
 
 import numpy as np
 
-# The tokenizer bm25s shares with scikit-learn: words of two or more characters.
-_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+# Words of two or more characters (the pattern bm25s shares with scikit-learn), and
+# numbers written with dots or commas kept whole: "3.7", "0.104.0", "335,000" are what a
+# question about a version or a figure names, and the word pattern drops or splits them.
+_TOKEN_PATTERN = r"(?u)\b\d+(?:[.,]\d+)+\b|\b\w\w+\b"
+# Bumped whenever what BM25 indexes changes for the same passages (the tokens, the text
+# it sees): an older index rebuilds its keyword half (vectors reused), or it would not
+# match the questions' tokens.
+KEYWORD_VERSION = 4
 
 
 @functools.cache

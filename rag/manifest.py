@@ -71,6 +71,8 @@ class Manifest(BaseModel):
     chunk_size: int
     chunk_overlap: int
     chunker_version: int
+    keyword_version: int = 1  # rag.lexical.KEYWORD_VERSION; older manifests had 1
+    reader_version: int = 1  # rag.readers.READER_VERSION; older manifests had 1
     bm25_stem: bool
     bm25_stopwords: bool
     documents: list[DocumentRecord]

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     )
     ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per question.")
     batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")
+    read_workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Processes extracting PDF, web, Word and Markdown files while the model "
+        "embeds; default one per core, 1 reads in the building process.",
+    )
     vector_cache_mb: int = Field(
         2048,
         ge=0,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import Chunk, passage_spans
+from rag.chunking import Chunk, sentence_spans
 from rag.duplicates import DuplicateGroups
 from rag.embedding import vector_key
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
@@ -96,7 +96,7 @@ class IndexData:
             model = self.manifest.model
             keys = [
                 vector_key(model, chunk.text[start:end])
-                for start, end, _ in passage_spans(chunk.text, chunk.section)
+                for start, end, _ in sentence_spans(chunk.text, chunk.section)
             ]
             rows = self.span_rows(keys) if keys else np.empty(0, dtype=np.int64)
             if len(self._spans_of_passage) >= SPAN_LOOKUPS_KEPT:  # bounded: start afresh

@@ -51,6 +51,10 @@ _ABBREVIATIONS = frozenset(
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s+[\"'“‘(\[«]?[A-Z0-9À-ÖØ-Þ])")
 
 
+# Between the headings of a section path: "Tutorial > Query parameters > Required".
+SECTION_SEPARATOR = " > "
+
+
 @dataclass(frozen=True)
 class Block:
     """A stretch of the text: `text[start:end]` with surrounding whitespace excluded."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunking import Chunk
-from rag.embedding import Embedder, embed_documents
+from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents
 from rag.errors import IndexCorrupt, IndexMismatch, RagError
 from rag.manifest import (
     CHUNKS,
@@ -126,29 +126,69 @@ def previous_build(index_dir: Path) -> PreviousBuild | None:
 COMMIT_TEXTS = 2048
 
 
-def embed_and_cache(
-    embedder: Embedder,
-    missing: dict[str, str],
-    cache: VectorCache,
-    settings: Settings,
-    progress: Progress | None,
-) -> np.ndarray:
-    """Embed `missing` (key -> text) in order, committing each group of vectors to the
-    cache as soon as it is embedded."""
-    keys, texts = list(missing), list(missing.values())
-    done = 0
+class VectorSupply:
+    """Every vector a build wants, as documents come: found where it already is (`found`:
+    the previous build; then the vector cache), else queued for the model, which embeds
+    the queue whenever COMMIT_TEXTS texts wait, and commits each group to the cache as soon
+    as it is embedded (a killed build loses at most one group). The model is loaded only
+    when something must be embedded."""
 
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, len(texts))
+    def __init__(
+        self,
+        found: VectorSources,
+        cache: VectorCache,
+        settings: Settings,
+        embedder: Embedder | None,
+        progress: Progress | None,
+    ) -> None:
+        self.found, self.cache, self.settings = found, cache, settings
+        self.embedder, self.progress = embedder, progress
+        self.queue: dict[str, str] = {}
+        self.fresh: set[str] = set()  # keys embedded by this build
+        self.cached = 0  # vectors found in the cache
+        self.queued = 0
+        self.done = 0
 
-    parts = []
-    for start in range(0, len(texts), COMMIT_TEXTS):
-        part = embed_documents(
-            embedder, texts[start : start + COMMIT_TEXTS], settings.batch_size, advance
-        )
-        cache.save(keys[start : start + COMMIT_TEXTS], part)
-        parts.append(part)
-    return np.vstack(parts)
+    def want(self, texts: dict[str, str]) -> None:
+        missing = {k: t for k, t in texts.items() if k not in self.found and k not in self.queue}
+        saved = self.cache.find(missing) if missing else {}
+        if saved:
+            self.found.add(saved, np.array(list(saved.values())))
+            self.cached += len(saved)
+        for key, text in missing.items():
+            if key not in saved:
+                self.queue[key] = text
+                self.queued += 1
+        if len(self.queue) >= COMMIT_TEXTS:
+            self._embed()
+
+    def finish(self) -> None:
+        if self.queue:
+            self._embed()
+
+    def dimension(self) -> int:
+        if self.embedder is not None:
+            return self.embedder.dimension
+        return next(a.shape[1] for a in self.found.arrays if a.ndim == 2 and a.shape[1])
+
+    def _advance(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.queued)  # the total grows as documents come
+
+    def _embed(self) -> None:
+        if self.embedder is None:
+            self.embedder = SentenceTransformerEmbedder(self.settings.model)
+        keys, texts = list(self.queue), list(self.queue.values())
+        for start in range(0, len(texts), COMMIT_TEXTS):
+            group = keys[start : start + COMMIT_TEXTS]
+            part = embed_documents(
+                self.embedder,
+                texts[start : start + COMMIT_TEXTS],
+                self.settings.batch_size,
+                self._advance,
+            )
+            self.cache.save(group, part)
+            self.found.add(group, part)
+            self.fresh.update(group)
+        self.queue.clear()

@@ -42,6 +42,8 @@ def test_candidate_spans_are_sentences_and_short_pairs_without_headings():
     spans = candidate_spans([hit])
     texts = [t for _, _, _, t, _ in spans]
     assert "Camp Ashraf" not in texts
+    dated = [t for _, _, _, t, _ in candidate_spans([hit], headings=True)]
+    assert "Camp Ashraf" in dated  # a version or date question may take a heading
     assert "It lies north. It is 77 kilometers away." in texts  # a pair within SPAN_CHARS
     assert all(len(t) <= SPAN_CHARS or n == 1 for _, _, _, t, n in spans)
     for _, start, end, span_text, _ in spans:
@@ -59,6 +61,9 @@ def test_candidate_spans_are_sentences_and_short_pairs_without_headings():
         ("In which Swedish city did they rally?", "place"),
         ("Where is Camp Ashraf?", "place"),
         ("What did Amnesty recommend?", "any"),
+        ("Which FastAPI version stopped supporting Python 3.7?", "version"),
+        ("Which Django release shipped the fix?", "version"),
+        ("What shell command do they run to get a secret key?", "command"),
     ],
 )
 def test_expected_answer_type_from_the_question(question, kind):
@@ -73,6 +78,14 @@ def test_a_span_carries_the_asked_type_only_as_new_information():
     who = "Who saved Massoud Rajavi?"
     assert not carries_new("Only Massoud Rajavi was spared.", who, "name")
     assert carries_new("His brother, Kazem Rajavi, campaigned.", who, "name")
+    version = "Which FastAPI version stopped supporting Python 3.7?"
+    assert not carries_new("Drop support for Python 3.7.", version, "version")
+    assert carries_new("0.104.0 (2023-10-18)", version, "version")
+    command = "What command starts the container in the background?"
+    assert carries_new("$ docker run -d --name mycontainer -p 80:80 myimage", command, "command")
+    assert carries_new("docker run -d -p 80:80 myimage", command, "command")
+    assert not carries_new("Then start the container in the background.", command, "command")
+    assert not carries_new("and run it with the -d option to detach it.", command, "command")
     assert values_of("Jack Straw met the European Union in 2009.", "name") == {
         "jack straw",
         "european union",

@@ -120,3 +120,37 @@ def test_properties_on_generated_documents(text, size, overlap):
 @given(st.text(min_size=0, max_size=3000), st.integers(100, 600))
 def test_properties_on_arbitrary_text(text, size):
     check_invariants("any.txt", text, size, size // 5)
+
+
+def test_small_sections_join_under_the_heading_they_share():
+    """A release note's version heading, its small sub-sections and their bullets make one
+    passage under the heading they share; a section too long to join stays apart."""
+    from rag.chunking import chunk_layout
+    from rag.readers.markdown import read_markdown
+
+    long_section = "A sentence about something else that keeps going for a while. " * 12
+    source = (
+        f"# Release Notes\n\n{long_section}\n\n"
+        "## 0.104.0\n\n### Features\n\n- Add reference docs.\n\n"
+        "### Upgrades\n\n- Drop support for Python 3.7.\n\n## 0.103.0\n\n"
+        f"### Docs\n\n{long_section}\n"
+    )
+    got = read_markdown(source)
+    chunks = chunk_layout("notes.md", got.text, got.layout, 300, 100)
+    first = next(c for c in chunks if "0.104.0" in c.text)
+    assert first.section == "Release Notes > 0.104.0"
+    assert "0.104.0" in first.text and "Python 3.7" in first.text
+    assert "0.103.0" not in first.text
+    assert all(c.text == got.text[c.start : c.end] for c in chunks)
+    assert any(c.section == "Release Notes > 0.103.0 > Docs" for c in chunks)
+
+
+def test_retrieval_sees_the_file_name_words_and_the_heading():
+    from rag.chunking import name_words, retrieval_text
+
+    assert name_words("md/uvicorn-release-notes.md") == "uvicorn release notes"
+    assert name_words("003_bddc2f2a3ccead0c.txt") == ""  # ids and hashes name nothing
+    assert name_words("1402.txt") == ""
+    seen = retrieval_text("md/uvicorn-release-notes.md", "0.34.0", "0.34.0\n\n- Drop 3.8")
+    assert seen == "uvicorn release notes\n0.34.0\n\n- Drop 3.8"
+    assert retrieval_text("a1.txt", "Title", "Text.") == "Title\nText."

@@ -197,6 +197,7 @@ def test_tokens_are_those_of_bm25s():
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.iterdir())]
     texts += ["Who's the U.N.'s rapporteur? 1988, 30,000 — Été naïve", "", "the of and"]
+    texts += ["Python 3.7 was dropped in 0.104.0 (2.5 GB/s, 335,000 articles, v1.2.)"]
     for stem in (True, False):
         for stopwords in (True, False):
             expected = bm25s.tokenize(

@@ -10,8 +10,13 @@ which the index stores; a plain-text file is its own text (raw offsets, as alway
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from rag.readers.base import Extracted, Unreadable
+
+# Bumped whenever a reader's output changes for the same file, so that what was extracted
+# before (rag.extraction_cache) is read again.
+READER_VERSION = 2
 
 READERS = {
     ".md": "markdown",
@@ -22,14 +27,21 @@ READERS = {
     ".docx": "docx",
 }
 
-__all__ = ["READERS", "Extracted", "Unreadable", "extract"]
+__all__ = ["READERS", "READER_VERSION", "Extracted", "Unreadable", "extract"]
 
 
-def extract(path: Path, data: bytes) -> Extracted:
-    """The text of `data`, the bytes of `path`, read by the reader of its extension.
+def extract(path: Path, data: bytes | BinaryIO) -> Extracted:
+    """The text of `data`, the bytes of `path` (or for a PDF, the file opened: its pages
+    are read one at a time), read by the reader of its extension.
     Raises Unreadable (with the reason a summary shows) when the file has no text to give:
     encrypted, no text layer, broken."""
     kind = READERS.get(path.suffix.lower())
+    if kind == "pdf":
+        from rag.readers.pdf import read_pdf
+
+        return read_pdf(data)
+    if not isinstance(data, bytes):
+        data = data.read()
     if kind == "markdown":
         from rag.readers.markdown import read_markdown
 
@@ -38,10 +50,6 @@ def extract(path: Path, data: bytes) -> Extracted:
         from rag.readers.html import read_html
 
         return read_html(data)
-    if kind == "pdf":
-        from rag.readers.pdf import read_pdf
-
-        return read_pdf(data)
     if kind == "docx":
         from rag.readers.docx import read_docx
 

@@ -7,9 +7,7 @@ import bisect
 from dataclasses import dataclass
 
 from rag.errors import RagError
-from rag.structure import Block, Layout, split_sentences
-
-SECTION_SEPARATOR = " > "
+from rag.structure import SECTION_SEPARATOR, Block, Layout, split_sentences
 
 
 @dataclass(frozen=True)
@@ -45,6 +43,7 @@ class Unreadable(RagError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 class TextBuilder:

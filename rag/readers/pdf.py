@@ -26,6 +26,14 @@ def _page_text(raw: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
+def _reflow(paragraph: str) -> str:
+    """A paragraph's lines joined by spaces: a PDF breaks lines where the page is full, not
+    where a sentence or an item ends, and a sentence cut in two lines is two fragments to
+    the sentence splitter (and to the answer spans: "AOA sensor system test ........" on
+    one line, its "$248,200." on the next)."""
+    return " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
+
+
 def read_pdf(source: bytes | BinaryIO) -> Extracted:
     import pypdfium2 as pdfium
 
@@ -49,7 +57,7 @@ def read_pdf(source: bytes | BinaryIO) -> Extracted:
             starts.append(out.page_break())
             chars += len(text)
             for paragraph in re.split(r"\n\s*\n", text):  # PDFs mark no structure
-                out.content(paragraph)
+                out.content(_reflow(paragraph))
         title = str(pdf.get_metadata_dict().get("Title", "") or "").strip()
         if re.search(r"\.\w{2,4}$", title):  # "Binder1.pdf": a file name, not a title
             title = ""
