@@ -141,6 +141,32 @@ def test_a_citation_opens_the_source_at_its_span_and_copies_for_rag_show(
     assert cited.text_content() == first["text"]
 
 
+def test_a_file_changed_since_indexing_is_flagged_when_its_citation_opens(
+    page: Page, server: Server
+):
+    question = "Which survey boat checked the tide table for the northern pier?"
+    hit = next(h for h in api_query(server, question)["hits"] if h["doc_id"] == "notes.txt")
+    notes = server.corpus / "notes.txt"
+    original = notes.read_bytes()
+    page.goto("/?q=" + quote(question))
+    card = page.locator("#hits > li").nth(hit["rank"] - 1)
+    opens = card.locator(".actions button.cite")
+    opens.click(timeout=ANSWER_WAIT_MS)
+    cited = page.locator("mark#cited")
+    expect(cited).to_have_text(hit["text"])
+    stale = page.locator("#viewer-stale")
+    expect(stale).to_be_hidden()
+    page.keyboard.press("Escape")
+    try:
+        notes.write_bytes(original + b"A line added after indexing.\n")
+        opens.click()
+        expect(stale).to_be_visible()
+        expect(stale).to_contain_text("Changed since indexed")
+        expect(cited).to_have_text(hit["text"])  # appended: the cited span did not move
+    finally:
+        notes.write_bytes(original)
+
+
 def test_a_question_the_corpus_does_not_answer_says_so_and_marks_the_closest(
     page: Page, server: Server
 ):
