@@ -389,11 +389,12 @@
     document.title = `${body.question} · rag`;
     renderAnswer(body);
     passages.hidden = true;
+    // The live region says what came back, for readers who cannot see it appear.
     const n = body.hits.length;
-    setStatus(
-      n ? `${n} passage${n === 1 ? "" : "s"}, found in ${Math.round(body.took_ms)} ms.` : "No passage found.",
-      ""
-    );
+    const found = `${n} passage${n === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms.`;
+    if (body.answer) setStatus(`Answer found, ${confidenceWords(body.answer.confidence)}; ${found}`, "");
+    else if (body.answerable === false && n) setStatus(`Not found in the documents; the closest ${found}`, "");
+    else setStatus(n ? found : "No passage found.", "");
     afterPaint(() => {
       if (shown !== rendering) return; // another answer came meanwhile
       const pattern = wordPattern(body.question);

@@ -60,6 +60,7 @@ def test_the_answer_comes_first_with_its_confidence_and_citation(page: Page, ser
     page.goto("/")
     ask(page, CAMP)
     expect(answer_text(page)).to_have_text(squeeze(answer["text"]), timeout=ANSWER_WAIT_MS)
+    expect(page.locator("#status")).to_contain_text("Answer found")  # the live region says so
     percent = round(answer["confidence"] * 100)
     expect(page.locator("#answer .confidence")).to_contain_text(f"({percent}% confident)")
     expect(page.locator("#answer .confidence strong")).to_have_text(
@@ -176,6 +177,7 @@ def test_a_question_the_corpus_does_not_answer_says_so_and_marks_the_closest(
     heading = page.locator("#answer h2")
     expect(heading).to_have_text("Not found in the documents", timeout=ANSWER_WAIT_MS)
     expect(page.locator("#answer")).to_contain_text("do not seem to answer")
+    expect(page.locator("#status")).to_contain_text("Not found in the documents")
     expect(page.locator("#answer .answer-text")).to_have_count(0)
     wait_for_passages(page, len(expected["hits"]))
     expect(page.locator("#passages-heading")).to_have_text("Closest passages (not answers)")
