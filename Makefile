@@ -7,7 +7,7 @@ Q ?= How far is Camp Ashraf from Baghdad?
 K ?= 5
 
 .DEFAULT_GOAL := help
-.PHONY: help install ask index serve test bench bench-scale faults lint format clean
+.PHONY: help install ask index serve test test-browser screenshots bench bench-scale faults lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -26,12 +26,19 @@ ask: $(STAMP) ## Answer a question: make ask Q="How far is Camp Ashraf from Bagh
 index: $(STAMP) ## Build or update the index of seeds/ under index/
 	$(BIN)/rag index
 
-serve: $(STAMP) ## Serve the HTTP API on 127.0.0.1:8000 (docs at /docs)
+serve: $(STAMP) ## Serve the web page and the HTTP API on http://127.0.0.1:8000/ (API docs at /docs)
 	$(BIN)/rag serve
 
-test: $(STAMP) ## Run the linter and the test suite
+test: $(STAMP) ## Run the linter and the test suite (not the browser tests)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium (apt-get install -y chromium), driven by Playwright; never `playwright install`.
+test-browser: $(STAMP) ## Drive the web page in Chromium against a real server (~1-2 min)
+	$(BIN)/python -m pytest -q -m browser tests/browser
+
+screenshots: $(STAMP) ## Retake the page's screenshots in docs/ (desktop, phone, source)
+	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -m browser tests/browser -k screenshots
 
 bench: $(STAMP) ## Benchmarks against their baselines, same run: bench/RESULTS.md, bench/EXTRACTION.md
 	$(BIN)/python bench/suite.py

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import require_api_key
-from api.routes import admin, documents, health, query
+from api.routes import admin, documents, health, page, query
 from api.state import ServerState
 from rag.errors import (
     DocumentNotFound,
@@ -174,6 +174,10 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     app.include_router(query.router, dependencies=guarded)
     app.include_router(documents.router, dependencies=guarded)
     app.include_router(admin.router)
+    # The page holds no data of its own: it is open even when the API needs a key, and
+    # asks the reader for the key when a call is refused.
+    app.include_router(page.router)
+    app.mount("/static", page.static_files(), name="static")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
