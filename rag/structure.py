@@ -167,6 +167,8 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans = []
     cursor = start
     for match in _SENTENCE_END.finditer(text, start, end):
+        if match.group().count(".") >= 4:
+            continue  # dot leaders of a table or contents line ("test ...... $3,400"), no end
         stop = match.end()
         before = text[cursor : match.start()].split()
         last_word = before[-1].lower().strip("\"'“‘(") if before else ""

@@ -3,6 +3,7 @@ the vector cache (an interrupted or earlier build), or the model, in that order.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -159,12 +160,12 @@ class VectorSupply:
             if key not in saved:
                 self.queue[key] = text
                 self.queued += 1
-        if len(self.queue) >= COMMIT_TEXTS:
-            self._embed()
+        while len(self.queue) >= COMMIT_TEXTS:  # whole groups only, until the end
+            self._embed(COMMIT_TEXTS)
 
     def finish(self) -> None:
-        if self.queue:
-            self._embed()
+        while self.queue:
+            self._embed(COMMIT_TEXTS)
 
     def dimension(self) -> int:
         if self.embedder is not None:
@@ -176,19 +177,13 @@ class VectorSupply:
         if self.progress is not None:
             self.progress(self.done, self.queued)  # the total grows as documents come
 
-    def _embed(self) -> None:
+    def _embed(self, count: int) -> None:
+        """Embed the first `count` queued texts and commit them to the cache."""
         if self.embedder is None:
             self.embedder = SentenceTransformerEmbedder(self.settings.model)
-        keys, texts = list(self.queue), list(self.queue.values())
-        for start in range(0, len(texts), COMMIT_TEXTS):
-            group = keys[start : start + COMMIT_TEXTS]
-            part = embed_documents(
-                self.embedder,
-                texts[start : start + COMMIT_TEXTS],
-                self.settings.batch_size,
-                self._advance,
-            )
-            self.cache.save(group, part)
-            self.found.add(group, part)
-            self.fresh.update(group)
-        self.queue.clear()
+        keys = list(itertools.islice(self.queue, count))
+        texts = [self.queue.pop(key) for key in keys]
+        vectors = embed_documents(self.embedder, texts, self.settings.batch_size, self._advance)
+        self.cache.save(keys, vectors)
+        self.found.add(keys, vectors)
+        self.fresh.update(keys)

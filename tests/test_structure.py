@@ -88,6 +88,16 @@ def test_sentences_respect_abbreviations_and_quotes():
     ]
 
 
+def test_dot_leaders_do_not_end_a_sentence():
+    text = "AOA sensor system test ....... 40 work-hours = $3,400. Then it ends... Here."
+    spans = split_sentences(text, 0, len(text))
+    assert [text[s:e] for s, e in spans] == [
+        "AOA sensor system test ....... 40 work-hours = $3,400.",
+        "Then it ends...",
+        "Here.",
+    ]
+
+
 def test_seed_titles():
     titles = {
         p.name: analyze_layout(p.read_text(encoding="utf-8")).title for p in SEEDS.glob("*.txt")

@@ -40,7 +40,8 @@ def _print_answer(response: Any) -> None:
         return
     head = Text("Answer ", style="bold")
     head.append(f"({answer.confidence:.0%} confident)", style="dim")
-    head.append(f"  {answer.doc_id}  chars {answer.start_char}-{answer.end_char}", style="cyan")
+    where = f"  {answer.doc_id}" + (f"  page {answer.page}" if answer.page else "")
+    head.append(f"{where}  chars {answer.start_char}-{answer.end_char}", style="cyan")
     out.print(head)
     for line in _wrap(" ".join(answer.text.split()), min(out.width, 100) - 3):
         out.print(Text("   " + line, style="bold"))
@@ -74,6 +75,8 @@ def _print_hits(response: Any) -> None:
         head = Text()
         head.append(f"{hit.rank}. ", style="bold")
         head.append(hit.doc_id, style="bold cyan")
+        if hit.page:
+            head.append(f"  page {hit.page}")
         head.append(f"  chars {hit.start_char}-{hit.end_char}")
         head.append(f"  lines {hit.line_start}-{hit.line_end}")
         head.append(f"  score {hit.score:.3f}", style="dim")

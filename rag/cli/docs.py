@@ -80,6 +80,9 @@ def show(
         )
     header = Text()
     header.append(doc_id, style="bold cyan")
+    page = record.page_of(span.start)
+    if page:
+        header.append(f"  page {page}")
     header.append(f"  chars {span.start}-{span.end}  lines {span.line_start}-{span.line_end}")
     out.print(header)
     lead = "…" if span.start - len(span.before) > 0 else ""
