@@ -165,11 +165,29 @@ class MilvusPipeline(Pipeline):
             ) from None
 
     def ask(self, question: str, options: Any = None, *, xq: Any = None, **given: Any) -> Any:
-        """rag.pipeline.Pipeline.ask; Milvus lost meanwhile is BackendUnavailable (503)."""
+        """rag.pipeline.Pipeline.ask. When Milvus fails, connect again once and retry (a
+        restarted Milvus Lite listens on another port; a server's client reconnects by
+        itself); when that fails too, BackendUnavailable (the API's 503)."""
         try:
             return super().ask(question, options, xq=xq, **given)
         except _milvus_errors() as exc:
-            raise unavailable(self.settings, exc) from None
+            first = exc
+        try:
+            self.reconnect()
+            return super().ask(question, options, xq=xq, **given)
+        except BackendUnavailable:
+            raise  # says the URI and what to do
+        except _milvus_errors():
+            raise unavailable(self.settings, first) from None
+
+    def reconnect(self) -> None:
+        """A fresh client for the same URI, swapped in with one assignment per holder."""
+        index: MilvusIndex = self.index  # type: ignore[assignment]
+        client = connect(self.settings)
+        for name in index.names.all():
+            client.load_collection(name)
+        index.client = client
+        index.lexical.client = client
 
     def retrieve(
         self,

@@ -172,16 +172,13 @@ class MilvusIndex:
 
     def span_vectors_of(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Stored answer-span vectors by key (those stored; float16 values, as the local
-        span_vectors.npy holds them)."""
+        span_vectors.npy holds them). Looked up by primary key: `get` is faster than an
+        `in` filter on Milvus Lite."""
         found: dict[str, np.ndarray] = {}
         unique = sorted(set(keys))
         for start in range(0, len(unique), 1024):
             part = unique[start : start + 1024]
-            rows = self.client.query(
-                self.names.spans, filter=f"key in {_quoted(part)}", output_fields=["vector"],
-                limit=len(part),
-            )  # fmt: skip
-            for row in rows:
+            for row in self.client.get(self.names.spans, ids=part, output_fields=["vector"]):
                 found[row["key"]] = np.asarray(row["vector"], dtype=np.float16)
         return found
 
@@ -190,7 +187,11 @@ class MilvusIndex:
         """The passages `ids` and every exact copy of them, in the local backend's row
         order (documents in manifest order, passages by ordinal: ties break alike), with
         everything rag.search reads of an index."""
-        rows = self._rows(f"chunk_id in {_quoted(ids)}") if ids else []
+        rows = (
+            list(self.client.get(self.names.passages, ids=ids, output_fields=_ROW_FIELDS))
+            if ids
+            else []
+        )
         keys = sorted({r["copy_key"] for r in rows})
         if keys:
             rows += self._rows(f"copy_key in {_quoted(keys)} and not chunk_id in {_quoted(ids)}")

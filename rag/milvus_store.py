@@ -39,7 +39,7 @@ import numpy as np
 
 from rag.chunking import Chunk, with_heading
 from rag.duplicates import _text_key
-from rag.errors import BackendUnavailable, IndexNotFound, RagError
+from rag.errors import BackendUnavailable, ConfigError, IndexNotFound, RagError
 from rag.lexical import tokenize
 from rag.manifest import DocumentRecord, Manifest, read_manifest
 from rag.settings import Settings
@@ -75,6 +75,21 @@ def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://", "tcp://", "grpc://"))
 
 
+class _LiteStartFailure(logging.Filter):
+    """Milvus Lite logs a traceback when it cannot open its folder (another process holds
+    it) and pymilvus then raises a bare "Open local milvus failed": keep the reason for
+    one line, drop the traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.reason = str(record.exc_info[1])
+        return False
+
+
 def connect(settings: Settings) -> Any:
     """A pymilvus client for the settings' URI; BackendUnavailable (one line, naming the
     URI) when it cannot be reached."""
@@ -83,18 +98,28 @@ def connect(settings: Settings) -> Any:
     uri = milvus_uri(settings)
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
     if not is_server(uri):
+        if not uri.endswith(".db"):
+            raise ConfigError(
+                f"RAG_MILVUS_URI {uri!r} is neither a server URI (http://host:19530) nor a "
+                "Milvus Lite path, which must end in .db (e.g. ./milvus.db)"
+            )
         Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    quiet = _LiteStartFailure()
+    lite_log = logging.getLogger("milvus_lite.server_manager")
+    lite_log.addFilter(quiet)
     try:
         client = MilvusClient(uri=uri, token=token, timeout=10)
     except Exception as exc:  # noqa: BLE001 - pymilvus raises several kinds for one problem
-        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        reason = quiet.reason or getattr(exc, "message", None) or str(exc) or type(exc).__name__
         hint = (
             "start the server or fix RAG_MILVUS_URI"
             if is_server(uri)
-            else "another process (rag serve, rag index) may hold this Milvus Lite folder: "
-            "stop it, or use a Milvus server"
+            else "a Milvus Lite folder serves one process at a time: stop the other one "
+            "(rag serve, rag index), or use a Milvus server"
         )
         raise BackendUnavailable(f"cannot open Milvus at {uri} ({reason}); {hint}") from None
+    finally:
+        lite_log.removeFilter(quiet)
     client._rag_server = is_server(uri)  # how to read all rows (`_iterate`)
     return client
 
