@@ -183,7 +183,7 @@ class MilvusPipeline(Pipeline):
     def reconnect(self) -> None:
         """A fresh client for the same URI, swapped in with one assignment per holder."""
         index: MilvusIndex = self.index  # type: ignore[assignment]
-        client = connect(self.settings)
+        client = connect(self.settings, fresh=True)
         for name in index.names.all():
             client.load_collection(name)
         index.client = client
