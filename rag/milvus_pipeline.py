@@ -1,6 +1,6 @@
 """The pipeline over Milvus (RAG_BACKEND=milvus): the local pipeline with its retrieval step
 and its span lookup answered by the Milvus collections (rag.milvus_search), and the build
-that fills them (the local build, then rag.milvus_store.sync_index)."""
+that fills them (the local build, then rag.milvus_sync.sync_index)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,13 @@ from rag.errors import BackendUnavailable, DocumentNotFound, IndexCorrupt, Index
 from rag.milvus_search import MilvusIndex, search_milvus
 from rag.milvus_store import (
     Collections,
-    SyncReport,
     connect,
     milvus_uri,
     read_stored,
     require_stored,
-    sync_index,
     unavailable,
 )
+from rag.milvus_sync import SyncReport, sync_index
 from rag.models import Hit
 from rag.pipeline import Pipeline, ensure_index
 from rag.search import hit_of

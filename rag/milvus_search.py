@@ -29,11 +29,15 @@ from rag.chunking import Chunk, passage_spans
 from rag.embedding import vector_key
 from rag.lexical import tokenize
 from rag.manifest import DocumentRecord, Manifest
-from rag.milvus_store import BM25_B, BM25_K1, Collections, StoredIndex, _quoted, term_key
+from rag.milvus_store import BM25_B, BM25_K1, Collections, StoredIndex, quoted, term_key
 from rag.options import Fusion, Mode
 from rag.search import FUSION_DEPTH, Candidate, collapse, rank_passages
 from rag.store import IndexData
 
+# Milvus's BM25 proposes this many times the pool, rescored exactly (`bm25_pool`): at 100k
+# synthetic passages the top 10 of 16% of hybrid questions differed with 1 time
+# (bench/MILVUS.md).
+BM25_WIDER = 4
 # Milvus returns at most this many rows a call (its `limit`, and `query` without iterator).
 MILVUS_LIMIT = 16_384
 _ROW_FIELDS = [
@@ -61,15 +65,12 @@ class MilvusLexical:
         self.stem, self.stopwords = stem, stopwords
 
     def document_frequencies(self, terms: list[str]) -> dict[str, int]:
-        """df of each term (0 for a term no passage holds)."""
+        """df of each term (0 for a term no passage holds), looked up by primary key."""
         keys = sorted({term_key(t) for t in terms})
         found: dict[str, int] = {}
         for start in range(0, len(keys), 1024):
             part = keys[start : start + 1024]
-            rows = self.client.query(
-                self.names.terms, filter=f"term in {_quoted(part)}", output_fields=["df"],
-                limit=len(part),
-            )  # fmt: skip
+            rows = self.client.get(self.names.terms, ids=part, output_fields=["df"])
             found.update({row["term"]: int(row["df"]) for row in rows})
         return {t: found.get(term_key(t), 0) for t in terms}
 
@@ -143,7 +144,7 @@ class MilvusIndex:
 
     # -- what Milvus proposes ------------------------------------------------------------
     def _filter(self, doc_ids: list[str] | None) -> str:
-        return "" if doc_ids is None else f"doc_id in {_quoted(doc_ids)}"
+        return "" if doc_ids is None else f"doc_id in {quoted(doc_ids)}"
 
     def propose_dense(self, xq: np.ndarray, depth: int, doc_ids: list[str] | None) -> list[str]:
         found = self.client.search(
@@ -163,13 +164,6 @@ class MilvusIndex:
         )  # fmt: skip
         return [hit["chunk_id"] for hit in found[0]]
 
-    def _rows(self, expr: str) -> list[dict]:
-        return list(
-            self.client.query(
-                self.names.passages, filter=expr, output_fields=_ROW_FIELDS, limit=MILVUS_LIMIT
-            )
-        )
-
     def span_vectors_of(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Stored answer-span vectors by key (those stored; float16 values, as the local
         span_vectors.npy holds them). Looked up by primary key: `get` is faster than an
@@ -183,19 +177,50 @@ class MilvusIndex:
         return found
 
     # -- the view ------------------------------------------------------------------------
-    def view(self, ids: list[str], question_tokens: list[str]) -> IndexData:
+    def row_key(self, row: dict) -> tuple[int, int]:
+        """Where a passage sits in the local backend's row order (documents in manifest
+        order, passages by ordinal): ties break alike."""
+        return self._doc_order.get(row["doc_id"], 1 << 40), int(row["ordinal"])
+
+    def bm25_pool(
+        self, tokens: list[str], depth: int, doc_ids: list[str] | None, df: dict[str, int]
+    ) -> list[str]:
+        """The `depth` best passages by exact BM25, as the local backend's pool: Milvus
+        proposes BM25_WIDER times as many (its own scores use per-segment statistics on
+        Milvus Lite, and break ties its own way), which are rescored from their tokens."""
+        ids = self.propose_bm25(tokens, min(depth * BM25_WIDER, MILVUS_LIMIT), doc_ids)
+        if not ids:
+            return []
+        fields = ["doc_id", "ordinal", "bm25_text"]
+        rows = list(self.client.get(self.names.passages, ids=ids, output_fields=fields))
+        n, avgdl = self.stored.bm25_n, self.stored.bm25_avgdl
+        scores = bm25_scores([r["bm25_text"].split() for r in rows], tokens, df, n, avgdl)
+        order = sorted(
+            (i for i in range(len(rows)) if scores[i] > 0),
+            key=lambda i: (-float(scores[i]), self.row_key(rows[i])),
+        )
+        return [rows[i]["chunk_id"] for i in order[:depth]]
+
+    def view(self, ids: list[str], question_tokens: list[str], df: dict[str, int]) -> IndexData:
         """The passages `ids` and every exact copy of them, in the local backend's row
-        order (documents in manifest order, passages by ordinal: ties break alike), with
-        everything rag.search reads of an index."""
+        order (`row_key`), with everything rag.search reads of an index; `df`: document
+        frequencies of the question's words."""
         rows = (
             list(self.client.get(self.names.passages, ids=ids, output_fields=_ROW_FIELDS))
             if ids
             else []
         )
         keys = sorted({r["copy_key"] for r in rows})
-        if keys:
-            rows += self._rows(f"copy_key in {_quoted(keys)} and not chunk_id in {_quoted(ids)}")
-        rows.sort(key=lambda r: (self._doc_order.get(r["doc_id"], 1 << 40), r["ordinal"]))
+        groups = (
+            self.client.get(self.names.copies, ids=keys, output_fields=["chunk_ids"])
+            if keys
+            else []
+        )
+        have = set(ids)
+        copies = sorted({i for g in groups for i in g["chunk_ids"] if i not in have})
+        if copies:
+            rows += self.client.get(self.names.passages, ids=copies, output_fields=_ROW_FIELDS)
+        rows.sort(key=self.row_key)
         chunks = [
             Chunk(
                 chunk_id=r["chunk_id"], doc_id=r["doc_id"], ordinal=int(r["ordinal"]),
@@ -208,7 +233,6 @@ class MilvusIndex:
         dimension = self.manifest.dimension
         vectors = np.array([r["vector"] for r in rows], dtype=np.float32).reshape(-1, dimension)
         tokens = [r["bm25_text"].split() for r in rows]
-        df = self.lexical.document_frequencies(question_tokens) if question_tokens else {}
         scores = bm25_scores(
             tokens, question_tokens, df, self.stored.bm25_n, self.stored.bm25_avgdl
         )
@@ -253,7 +277,7 @@ def search_milvus(
     total = index.passage_count if doc_ids is None else index.count_in(doc_ids)
     tokens = tokenize([question], index.manifest.bm25_stem, index.manifest.bm25_stopwords)[0]
     if total == 0 or k <= 0:
-        return index.view([], tokens), []
+        return index.view([], tokens, {}), []
     depth = min(total, FUSION_DEPTH)
     view, ranking = _rank(index, xq, question, tokens, mode, depth, doc_ids, fusion)
     found = collapse(view, ranking, k, _rows_in(view, doc_ids), max_per_doc)
@@ -295,10 +319,11 @@ def _rank(
     """One ranking at `depth`, as rag.search.rank_passages ranks, over the view of what
     Milvus's two searches propose."""
     ids: list[str] = []
+    df = index.lexical.document_frequencies(tokens) if tokens and mode != "dense" else {}
     if mode != "bm25" and xq is not None:
         ids += index.propose_dense(xq, depth, doc_ids)
     if mode != "dense":
-        ids += index.propose_bm25(tokens, depth, doc_ids)
-    view = index.view(list(dict.fromkeys(ids)), tokens)
+        ids += index.bm25_pool(tokens, depth, doc_ids, df)
+    view = index.view(list(dict.fromkeys(ids)), tokens, df)
     ranking = rank_passages(view, xq, question, mode, depth, _rows_in(view, doc_ids), fusion)
     return view, ranking

@@ -1,5 +1,5 @@
 """The index in Milvus (RAG_BACKEND=milvus): the same passages, vectors and answer spans as
-the local build, in four collections that any process or machine with the URI can serve.
+the local build, in five collections that any process or machine with the URI can serve.
 
     <prefix>_passages   one passage a row: citation fields, text, the float32 vector, and a
                         sparse BM25 field that Milvus's own BM25 function fills from
@@ -9,14 +9,17 @@ the local build, in four collections that any process or machine with the URI ca
                         span is shared by every passage that holds it, as in span_vectors.npy)
     <prefix>_terms      document frequency of every BM25 term, for exact BM25 scores and the
                         answer's term weights (Milvus does not expose its own statistics)
+    <prefix>_copies     the passages whose text occurs in several places, by rag.duplicates'
+                        key: a question looks up a candidate's copies by primary key (a
+                        filter on a scalar field is a scan of every row on Milvus Lite)
     <prefix>_meta       the manifest (build parameters, model, BM25 statistics) and one row
                         per document (its record: sha256, title, pages...)
 
 A build is the local build (rag.build, which reads, chunks and embeds, reusing vectors by
-content hash) followed by `sync_index`: documents whose sha256 changed are deleted and
-inserted again, removed ones deleted, unchanged ones left alone; the manifest row is written
-last. Milvus has no transaction across collections: a server answering during a sync sees
-each document either before or after.
+content hash) followed by rag.milvus_sync.sync_index: documents whose sha256 changed are
+deleted and inserted again, removed ones deleted, unchanged ones left alone; the manifest
+row is written last. Milvus has no transaction across collections: a server answering
+during a sync sees each document either before or after.
 
 Milvus Lite (a folder path as URI) is one process's store: a second process opening the same
 folder fails at once, so `rag index` and `rag serve` cannot share one Lite folder at the same
@@ -28,26 +31,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rag.chunking import Chunk, with_heading
-from rag.duplicates import _text_key
-from rag.errors import BackendUnavailable, ConfigError, IndexNotFound, RagError
+from rag.errors import BackendUnavailable, ConfigError, IndexNotFound
 from rag.lexical import tokenize
-from rag.manifest import DocumentRecord, Manifest, read_manifest
+from rag.manifest import DocumentRecord, Manifest
 from rag.settings import Settings
-from rag.store import read_chunks, read_spans, read_vectors
 
 LOG = logging.getLogger(__name__)
 
-PASSAGES, SPANS, TERMS, META = "passages", "spans", "terms", "meta"
+PASSAGES, SPANS, TERMS, COPIES, META = "passages", "spans", "terms", "copies", "meta"
+MAX_COPIES = 1_000  # chunk ids kept per group of exact copies (a JSON value is at most 64 KB)
 MAX_VARCHAR = 65_535  # bytes: Milvus's longest VARCHAR
 MAX_ID = 4_096  # bytes of a doc_id (a relative path) or chunk id
 DUMMY_DIM = 2  # Milvus needs a vector field in every collection; terms and meta hold none
@@ -55,7 +53,7 @@ INSERT_ROWS = 512  # rows per insert call: well under gRPC's 64 MB message limit
 # bm25s's defaults (k1, b), which the local backend uses; a Milvus server's default is k1 1.2
 BM25_K1, BM25_B = 1.5, 0.75
 # Build parameters whose change makes every stored passage or vector wrong: start afresh.
-_SAME_INDEX = (
+SAME_INDEX = (
     "model",
     "dimension",
     "chunk_size",
@@ -133,7 +131,7 @@ def _open(uri: str, token: str) -> Any:
         raise BackendUnavailable(f"cannot open Milvus at {uri} ({reason}); {hint}") from None
     finally:
         lite_log.removeFilter(quiet)
-    client._rag_server = is_server(uri)  # how to read all rows (`_iterate`)
+    client._rag_server = is_server(uri)  # how to read all rows (`all_rows`)
     return client
 
 
@@ -164,11 +162,15 @@ class Collections:
         return f"{self.prefix}_{TERMS}"
 
     @property
+    def copies(self) -> str:
+        return f"{self.prefix}_{COPIES}"
+
+    @property
     def meta(self) -> str:
         return f"{self.prefix}_{META}"
 
     def all(self) -> tuple[str, ...]:
-        return (self.passages, self.spans, self.terms, self.meta)
+        return (self.passages, self.spans, self.terms, self.copies, self.meta)
 
 
 def term_key(term: str) -> str:
@@ -181,7 +183,7 @@ def bm25_tokens(chunk: Chunk, stem: bool, stopwords: bool) -> list[str]:
     return tokenize([with_heading(chunk.section, chunk.text)], stem, stopwords)[0]
 
 
-def _create(client: Any, names: Collections, dimension: int) -> None:
+def create_collections(client: Any, names: Collections, dimension: int) -> None:
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False)
@@ -228,6 +230,7 @@ def _create(client: Any, names: Collections, dimension: int) -> None:
     for name, key, vector_dim, value in (
         (names.spans, "key", dimension, None),
         (names.terms, "term", DUMMY_DIM, ("df", DataType.INT64)),
+        (names.copies, "key", DUMMY_DIM, ("chunk_ids", DataType.JSON)),
         (names.meta, "key", DUMMY_DIM, ("value", DataType.JSON)),
     ):
         schema = client.create_schema(auto_id=False)
@@ -250,7 +253,7 @@ def _create_collection(client: Any, name: str, schema: Any, index: Any) -> None:
     client.create_index(name, index, sync=False)
 
 
-def _iterate(client: Any, collection: str, fields: list[str], filter: str = "") -> Iterator[dict]:
+def all_rows(client: Any, collection: str, fields: list[str], filter: str = "") -> Iterator[dict]:
     """Every row matching `filter`. A server returns at most 16,384 rows a query, so it is
     read with query_iterator; Milvus Lite returns all rows at once and does not implement
     what the iterator asks first (it logs a traceback per call)."""
@@ -265,12 +268,12 @@ def _iterate(client: Any, collection: str, fields: list[str], filter: str = "") 
         it.close()
 
 
-def _insert(client: Any, collection: str, rows: list[dict]) -> None:
+def insert_rows(client: Any, collection: str, rows: list[dict]) -> None:
     for start in range(0, len(rows), INSERT_ROWS):
         client.insert(collection, rows[start : start + INSERT_ROWS])
 
 
-def _quoted(values: list[str]) -> str:
+def quoted(values: list[str]) -> str:
     return json.dumps(values, ensure_ascii=False)
 
 
@@ -295,195 +298,12 @@ def read_stored(client: Any, names: Collections) -> StoredIndex | None:
     stats = value.pop("bm25_stats", {})
     records = [
         DocumentRecord.model_validate(row["value"])
-        for row in _iterate(client, names.meta, ["value"], 'kind == "doc"')
+        for row in all_rows(client, names.meta, ["value"], 'kind == "doc"')
     ]
     order = {doc_id: i for i, doc_id in enumerate(value.pop("document_order", []))}
     records.sort(key=lambda r: order.get(r.doc_id, len(order)))
     manifest = Manifest.from_json({**value, "documents": [r.model_dump() for r in records]})
     return StoredIndex(manifest, int(stats.get("n", 0)), float(stats.get("avgdl", 0.0)))
-
-
-@dataclass
-class SyncReport:
-    """What `sync_index` changed in Milvus."""
-
-    uri: str
-    recreated: bool = False
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    passages_written: int = 0
-    passages_deleted: int = 0
-    spans_added: int = 0
-    spans_removed: int = 0
-    terms_written: int = 0
-    seconds: float = 0.0
-
-
-def _passage_rows(
-    chunks: list[Chunk],
-    rows: list[int],
-    vectors: np.ndarray,
-    records: dict[str, DocumentRecord],
-    stem: bool,
-    stopwords: bool,
-) -> list[dict]:
-    out = []
-    for row in rows:
-        c = chunks[row]
-        record = records[c.doc_id]
-        out.append(
-            {
-                "chunk_id": c.chunk_id,
-                "doc_id": c.doc_id,
-                "ordinal": c.ordinal,
-                "start": c.start,
-                "end": c.end,
-                "line_start": c.line_start,
-                "line_end": c.line_end,
-                "page": record.page_of(c.start) or 0,
-                "section": c.section,
-                "text": c.text,
-                "vector_key": c.vector_key,
-                "copy_key": _text_key(c.text),
-                "doc_sha256": record.sha256,
-                "bm25_text": " ".join(bm25_tokens(c, stem, stopwords)),
-                "vector": np.asarray(vectors[row], dtype=np.float32).tolist(),
-            }
-        )
-    return out
-
-
-def _check_sizes(chunks: list[Chunk]) -> None:
-    for c in chunks:
-        if max(len(c.text.encode()), len(c.section.encode())) > MAX_VARCHAR:
-            raise RagError(
-                f"passage {c.chunk_id} is over Milvus's {MAX_VARCHAR} bytes: lower "
-                "RAG_CHUNK_SIZE (or shorten its heading)"
-            )
-        if len(c.doc_id.encode()) > MAX_ID:
-            raise RagError(f"document path {c.doc_id[:80]}... is over {MAX_ID} bytes")
-
-
-def sync_index(settings: Settings, build: Path, client: Any | None = None) -> SyncReport:
-    """Bring the Milvus collections in line with a local build (its passages, vectors and
-    span vectors, already computed), by document content hash."""
-    from pymilvus.exceptions import MilvusException
-
-    started = time.perf_counter()
-    client = client or connect(settings)
-    names = Collections(settings.milvus_collection)
-    report = SyncReport(uri=milvus_uri(settings))
-    manifest = read_manifest(build)
-    chunks = read_chunks(build)
-    _check_sizes(chunks)
-    vectors = read_vectors(build)
-    span_keys, span_vectors = read_spans(build)
-    try:
-        stored = read_stored(client, names)
-        if stored is None or any(
-            getattr(stored.manifest, name) != getattr(manifest, name) for name in _SAME_INDEX
-        ):
-            for name in names.all():
-                if client.has_collection(name):
-                    client.drop_collection(name)
-            _create(client, names, manifest.dimension)
-            report.recreated = stored is not None
-            stored = None
-        for name in names.all():
-            client.load_collection(name)
-        _sync(client, names, settings, manifest, chunks, vectors, span_keys, span_vectors,
-              stored, report)  # fmt: skip
-    except MilvusException as exc:
-        raise unavailable(settings, exc) from None
-    report.seconds = time.perf_counter() - started
-    return report
-
-
-def _sync(
-    client: Any,
-    names: Collections,
-    settings: Settings,
-    manifest: Manifest,
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-    span_keys: np.ndarray,
-    span_vectors: np.ndarray,
-    stored: StoredIndex | None,
-    report: SyncReport,
-) -> None:
-    stem, stopwords = manifest.bm25_stem, manifest.bm25_stopwords
-    records = {d.doc_id: d for d in manifest.documents}
-    old = {d.doc_id: d for d in stored.manifest.documents} if stored else {}
-    report.added = sorted(set(records) - set(old))
-    report.changed = sorted(d for d in records if d in old and old[d].sha256 != records[d].sha256)
-    report.removed = sorted(set(old) - set(records))
-
-    # Passages: those of removed and changed documents out, of added and changed ones in.
-    gone = report.removed + report.changed
-    for start in range(0, len(gone), 256):
-        part = gone[start : start + 256]
-        deleted = client.delete(names.passages, filter=f"doc_id in {_quoted(part)}")
-        report.passages_deleted += len(deleted) if isinstance(deleted, list) else 0
-    fresh = set(report.added) | set(report.changed)
-    rows = [i for i, c in enumerate(chunks) if c.doc_id in fresh]
-    for start in range(0, len(rows), 4 * INSERT_ROWS):  # rows built a slice at a time
-        part = rows[start : start + 4 * INSERT_ROWS]
-        _insert(client, names.passages,
-                _passage_rows(chunks, part, vectors, records, stem, stopwords))  # fmt: skip
-    report.passages_written = len(rows)
-
-    # Answer-span vectors: add the new keys, drop those no passage holds any more.
-    wanted = {k.decode(): i for i, k in enumerate(span_keys.tolist())}
-    have = {row["key"] for row in _iterate(client, names.spans, ["key"])}
-    new = [k for k in wanted if k not in have]
-    span_rows = [
-        {"key": k, "vector": np.asarray(span_vectors[wanted[k]], dtype=np.float32).tolist()}
-        for k in new
-    ]
-    _insert(client, names.spans, span_rows)
-    unused = sorted(have - set(wanted))
-    for start in range(0, len(unused), 1024):
-        client.delete(names.spans, ids=unused[start : start + 1024])
-    report.spans_added, report.spans_removed = len(new), len(unused)
-
-    # BM25 statistics over all passages, as bm25s computes them (rag.milvus_search).
-    df: Counter[str] = Counter()
-    total = 0
-    for c in chunks:
-        tokens = bm25_tokens(c, stem, stopwords)
-        total += len(tokens)
-        df.update({term_key(t) for t in tokens})
-    have_df = {row["term"]: row["df"] for row in _iterate(client, names.terms, ["term", "df"])}
-    changed_terms = [t for t, n in df.items() if have_df.get(t) != n]
-    dummy = [0.0] * DUMMY_DIM
-    _insert(client, names.terms, [{"term": t, "df": df[t], "vector": dummy} for t in changed_terms])
-    stale = sorted(set(have_df) - set(df))
-    for start in range(0, len(stale), 1024):
-        client.delete(names.terms, ids=stale[start : start + 1024])
-    report.terms_written = len(changed_terms)
-
-    # Documents, then the manifest last: a reader that finds it finds the rest.
-    old_json = {d: r.model_dump(mode="json") for d, r in old.items()}
-    doc_rows = [
-        {"key": f"doc:{d}", "kind": "doc", "value": r.model_dump(mode="json"), "vector": dummy}
-        for d, r in records.items()
-        if old_json.get(d) != r.model_dump(mode="json")
-    ]
-    _insert(client, names.meta, doc_rows)
-    if report.removed:
-        client.delete(names.meta, ids=[f"doc:{d}" for d in report.removed])
-    value = manifest.to_json()
-    value.pop("documents")
-    value.pop("files", None)
-    value["document_order"] = list(records)
-    value["backend"] = "milvus"
-    # avgdl as bm25s computes it (the mean of the token counts), so that scores agree
-    value["bm25_stats"] = {"n": len(chunks), "avgdl": total / len(chunks) if chunks else 0.0}
-    client.upsert(names.meta, [{"key": "manifest", "kind": "manifest", "value": value,
-                                "vector": dummy}])  # fmt: skip
-    if hasattr(client, "flush"):
-        client.flush(names.meta)
 
 
 def require_stored(client: Any, settings: Settings) -> StoredIndex:

@@ -19,7 +19,8 @@ from api.main import create_app
 from rag.cli import app as cli_app
 from rag.errors import DocumentNotFound
 from rag.milvus_pipeline import build_milvus_index, ensure_milvus_index
-from rag.milvus_store import Collections, connect, sync_index
+from rag.milvus_store import Collections, connect
+from rag.milvus_sync import sync_index
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.store import current_build, load_index
@@ -220,3 +221,17 @@ def test_milvus_lost_while_serving_is_503_then_recovers(seed_index, real_embedde
     assert back.status_code == 200 and back.json()["hits"][0]["doc_id"] == (
         "003_bddc2f2a3ccead0c.txt"
     )
+
+
+def test_concurrent_questions_get_the_answers_of_one_at_a_time(milvus_pipeline):
+    """The API answers in a thread pool: questions sharing one Milvus client at once get
+    what they get alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def top(question: str) -> list[str]:
+        return [h.chunk_id for h in milvus_pipeline.ask(question, k=3).hits]
+
+    alone = [top(q) for q in QUESTIONS]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(top, QUESTIONS * 2))
+    assert together == alone * 2
