@@ -10,7 +10,10 @@ Passages: 100 a document, 60 words each drawn from a Zipf vocabulary of 20,000 w
 BM25 has frequent and rare terms), with 384-d vectors as bench/scale.py draws them (around
 1,000 centres). Questions: 4 words and a vector drawn the same way. "Same top-10" is the
 share of questions whose 10 passages (ids, in order) equal the local backend's; the local
-flat index is exact, so it is also Milvus's recall@10 against exact search.
+flat index is exact, so it is also Milvus's recall@10 against exact search. Build s: the
+local build without embedding (FAISS flat and bm25s over given vectors), and the sync of
+that build into empty collections (inserts, Milvus's BM25 function, flush). 50 questions
+a size and mode (`--questions`).
 
 Milvus Lite runs inside this process (a gRPC server on a thread): its memory is the
 process's growth while it holds the collections. It is a pure-Python engine, for trying the

@@ -98,10 +98,11 @@ def connect(settings: Settings, fresh: bool = False) -> Any:
     BackendUnavailable (one line, naming the URI) when it cannot be reached."""
     uri = milvus_uri(settings)
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-    if not fresh and (uri, token) in _CLIENTS:
-        return _CLIENTS[(uri, token)]
+    key = (uri if is_server(uri) else str(Path(uri).expanduser().resolve()), token)
+    if not fresh and key in _CLIENTS:
+        return _CLIENTS[key]
     client = _open(uri, token)
-    _CLIENTS[(uri, token)] = client
+    _CLIENTS[key] = client
     return client
 
 

@@ -153,7 +153,9 @@ def run_cli(*args: str, env: dict[str, str]):
         ("milvus-folder", "must end in .db"),
     ],
 )
-@pytest.mark.parametrize("command", [["ask", "Where is Camp Ashraf?"], ["index"]])
+@pytest.mark.parametrize(
+    "command", [["ask", "Where is Camp Ashraf?"], ["index"], ["serve", "--port", "0"]]
+)
 def test_unreachable_milvus_is_one_line_and_exit_2(command, uri: str, message: str):
     env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_BACKEND": "milvus", "RAG_MILVUS_URI": uri}
     result = run_cli(*command, env=env)
