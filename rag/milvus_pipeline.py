@@ -16,6 +16,7 @@ from rag.embedding import Embedder, SentenceTransformerEmbedder, vector_key
 from rag.errors import BackendUnavailable, DocumentNotFound, IndexCorrupt, IndexMismatch
 from rag.milvus_search import MilvusIndex, search_milvus
 from rag.milvus_store import (
+    SCHEMA_VERSION,
     Collections,
     connect,
     milvus_uri,
@@ -105,14 +106,19 @@ def ensure_milvus_index(
     except _milvus_errors() as exc:
         raise unavailable(settings, exc) from None
     if report is None and stored is not None and local is not None:
-        if _in_step(stored.manifest, local):
+        if stored.schema == SCHEMA_VERSION and _in_step(stored.manifest, local):
             return None
     build = current_build(settings.index_dir)
     if build is None:
         raise IndexCorrupt(f"no build in {settings.index_dir} to send to Milvus")
     sync = sync_index(settings, build, client)
-    if report is None:
-        report = BuildReport(up_to_date=True, build=build)
+    if report is None:  # the local build was current: say what it holds
+        held = local.documents if local is not None else []
+        formats: dict[str, int] = {}
+        for record in held:
+            formats[record.format] = formats.get(record.format, 0) + 1
+        chunks = local.chunk_count if local is not None else 0
+        report = BuildReport(up_to_date=True, build=build, chunks=chunks, formats=formats)
     return MilvusBuildReport(**vars(report), milvus=sync)
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.chunking import Chunk, with_heading
-from rag.errors import BackendUnavailable, ConfigError, IndexNotFound
+from rag.errors import BackendUnavailable, ConfigError, IndexMismatch, IndexNotFound
 from rag.lexical import tokenize
 from rag.manifest import DocumentRecord, Manifest
 from rag.settings import Settings
@@ -46,6 +46,9 @@ LOG = logging.getLogger(__name__)
 
 PASSAGES, SPANS, TERMS, COPIES, META = "passages", "spans", "terms", "copies", "meta"
 MAX_COPIES = 1_000  # chunk ids kept per group of exact copies (a JSON value is at most 64 KB)
+# The collections' layout, stored with the manifest: another layout is rebuilt, not read.
+# 1: passages, spans, terms, copies, meta
+SCHEMA_VERSION = 1
 MAX_VARCHAR = 65_535  # bytes: Milvus's longest VARCHAR
 MAX_ID = 4_096  # bytes of a doc_id (a relative path) or chunk id
 DUMMY_DIM = 2  # Milvus needs a vector field in every collection; terms and meta hold none
@@ -285,6 +288,7 @@ class StoredIndex:
     manifest: Manifest
     bm25_n: int
     bm25_avgdl: float
+    schema: int = SCHEMA_VERSION
 
 
 def read_stored(client: Any, names: Collections) -> StoredIndex | None:
@@ -297,6 +301,7 @@ def read_stored(client: Any, names: Collections) -> StoredIndex | None:
         return None
     value = dict(rows[0]["value"])
     stats = value.pop("bm25_stats", {})
+    schema = int(value.pop("milvus_schema", 0))
     records = [
         DocumentRecord.model_validate(row["value"])
         for row in all_rows(client, names.meta, ["value"], 'kind == "doc"')
@@ -304,15 +309,19 @@ def read_stored(client: Any, names: Collections) -> StoredIndex | None:
     order = {doc_id: i for i, doc_id in enumerate(value.pop("document_order", []))}
     records.sort(key=lambda r: order.get(r.doc_id, len(order)))
     manifest = Manifest.from_json({**value, "documents": [r.model_dump() for r in records]})
-    return StoredIndex(manifest, int(stats.get("n", 0)), float(stats.get("avgdl", 0.0)))
+    n, avgdl = int(stats.get("n", 0)), float(stats.get("avgdl", 0.0))
+    return StoredIndex(manifest, n, avgdl, schema)
 
 
 def require_stored(client: Any, settings: Settings) -> StoredIndex:
-    """The stored index, or IndexNotFound saying how to build it."""
+    """The stored index, or IndexNotFound / IndexMismatch saying how to build it."""
     stored = read_stored(client, Collections(settings.milvus_collection))
+    where = f"{settings.milvus_collection!r} in Milvus at {milvus_uri(settings)}"
     if stored is None:
-        raise IndexNotFound(
-            f"no index {settings.milvus_collection!r} in Milvus at {milvus_uri(settings)}; run "
-            "`RAG_BACKEND=milvus rag index` to build it"
+        raise IndexNotFound(f"no index {where}; run `RAG_BACKEND=milvus rag index` to build it")
+    if stored.schema != SCHEMA_VERSION:
+        raise IndexMismatch(
+            f"the index {where} has layout {stored.schema}, this version reads "
+            f"{SCHEMA_VERSION}; run `RAG_BACKEND=milvus rag index` to rebuild it"
         )
     return stored

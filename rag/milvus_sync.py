@@ -24,6 +24,7 @@ from rag.milvus_store import (
     MAX_ID,
     MAX_VARCHAR,
     SAME_INDEX,
+    SCHEMA_VERSION,
     Collections,
     StoredIndex,
     all_rows,
@@ -119,8 +120,10 @@ def sync_index(settings: Settings, build: Path, client: Any | None = None) -> Sy
     span_keys, span_vectors = read_spans(build)
     try:
         stored = read_stored(client, names)
-        if stored is None or any(
-            getattr(stored.manifest, name) != getattr(manifest, name) for name in SAME_INDEX
+        if (
+            stored is None
+            or stored.schema != SCHEMA_VERSION
+            or any(getattr(stored.manifest, n) != getattr(manifest, n) for n in SAME_INDEX)
         ):
             for name in names.all():
                 if client.has_collection(name):
@@ -237,6 +240,7 @@ def _sync(
     value.pop("files", None)
     value["document_order"] = list(records)
     value["backend"] = "milvus"
+    value["milvus_schema"] = SCHEMA_VERSION
     # avgdl as bm25s computes it (the mean of the token counts), so that scores agree
     value["bm25_stats"] = {"n": len(chunks), "avgdl": total / len(chunks) if chunks else 0.0}
     client.upsert(names.meta, [{"key": "manifest", "kind": "manifest", "value": value,

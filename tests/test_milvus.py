@@ -237,3 +237,22 @@ def test_concurrent_questions_get_the_answers_of_one_at_a_time(milvus_pipeline):
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(top, QUESTIONS * 2))
     assert together == alone * 2
+
+
+def test_collections_of_another_layout_are_rebuilt_not_read(
+    fake_settings: Settings, fake_embedder, tmp_path: Path
+):
+    from rag.errors import IndexMismatch
+
+    settings = on_milvus(fake_settings, tmp_path / "milvus.db")
+    build_milvus_index(settings, embedder=fake_embedder)
+    client = connect(settings)
+    meta = Collections(settings.milvus_collection).meta
+    row = client.query(meta, filter='key == "manifest"', output_fields=["key", "kind", "value"])[0]
+    older = {**row["value"], "milvus_schema": 0}
+    client.upsert(meta, [{**row, "value": older, "vector": [0.0, 0.0]}])
+    with pytest.raises(IndexMismatch, match="RAG_BACKEND=milvus rag index"):
+        Pipeline.open(settings, embedder=fake_embedder)
+    report = ensure_milvus_index(settings, embedder=fake_embedder)
+    assert report.milvus.recreated and report.milvus.passages_written == passage_count(settings)
+    assert Pipeline.open(settings, embedder=fake_embedder).ask("Camp Ashraf", k=1).hits
