@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import memory_mb, synthetic  # noqa: E402
 
-from rag.chunking import Chunk, with_heading  # noqa: E402
+from rag.chunking import Chunk  # noqa: E402
 from rag.evaluation.report import markdown  # noqa: E402
 from rag.lexical import LexicalIndex  # noqa: E402
 from rag.manifest import DocumentRecord, Manifest  # noqa: E402
@@ -90,7 +90,7 @@ def synthetic_build(settings: Settings, count: int) -> float:
     started = time.perf_counter()
     faiss_index, params = build_vector_index(vectors, "flat")
     lexical = LexicalIndex.build(
-        [with_heading(c.section, c.text) for c in chunks], settings.bm25_stem,
+        [c.embed_text for c in chunks], settings.bm25_stem,
         settings.bm25_stopwords,
     )  # fmt: skip
     manifest = Manifest(

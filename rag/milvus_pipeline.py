@@ -16,6 +16,7 @@ from rag.embedding import Embedder, SentenceTransformerEmbedder, vector_key
 from rag.errors import BackendUnavailable, DocumentNotFound, IndexCorrupt, IndexMismatch
 from rag.milvus_search import MilvusIndex, search_milvus
 from rag.milvus_store import (
+    SAME_INDEX,
     SCHEMA_VERSION,
     Collections,
     connect,
@@ -86,7 +87,10 @@ def _in_step(stored_manifest: Any, local_manifest: Any) -> bool:
     return (
         records(stored_manifest) == records(local_manifest)
         and stored_manifest.build_settings == local_manifest.build_settings
-        and stored_manifest.model == local_manifest.model
+        and all(
+            getattr(stored_manifest, n, None) == getattr(local_manifest, n, None)
+            for n in SAME_INDEX
+        )
     )
 
 

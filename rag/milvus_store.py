@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.chunking import Chunk, with_heading
+from rag.chunking import Chunk
 from rag.errors import BackendUnavailable, ConfigError, IndexMismatch, IndexNotFound
 from rag.lexical import tokenize
 from rag.manifest import DocumentRecord, Manifest
@@ -64,6 +64,8 @@ SAME_INDEX = (
     "chunker_version",
     "bm25_stem",
     "bm25_stopwords",
+    "keyword_version",  # read with getattr: manifests of some versions lack these
+    "reader_version",
 )
 
 
@@ -183,8 +185,9 @@ def term_key(term: str) -> str:
 
 
 def bm25_tokens(chunk: Chunk, stem: bool, stopwords: bool) -> list[str]:
-    """What the local BM25 indexes of a passage (rag.build: its text under its heading)."""
-    return tokenize([with_heading(chunk.section, chunk.text)], stem, stopwords)[0]
+    """What the local BM25 indexes of a passage: what retrieval sees of it (`embed_text`,
+    as rag.build gives LexicalIndex.build), tokenized by rag.lexical."""
+    return tokenize([chunk.embed_text], stem, stopwords)[0]
 
 
 def create_collections(client: Any, names: Collections, dimension: int) -> None:

@@ -123,7 +123,9 @@ def sync_index(settings: Settings, build: Path, client: Any | None = None) -> Sy
         if (
             stored is None
             or stored.schema != SCHEMA_VERSION
-            or any(getattr(stored.manifest, n) != getattr(manifest, n) for n in SAME_INDEX)
+            or any(
+                getattr(stored.manifest, n, None) != getattr(manifest, n, None) for n in SAME_INDEX
+            )
         ):
             for name in names.all():
                 if client.has_collection(name):
