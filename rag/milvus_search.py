@@ -42,7 +42,7 @@ BM25_WIDER = 4
 MILVUS_LIMIT = 16_384
 _ROW_FIELDS = [
     "chunk_id", "doc_id", "ordinal", "start", "end", "line_start", "line_end", "section",
-    "text", "vector_key", "copy_key", "bm25_text", "vector",
+    "text", "vector_key", "copy_key", "bm25_text", "vector", "doc_sha256",
 ]  # fmt: skip
 
 
@@ -177,6 +177,10 @@ class MilvusIndex:
         return found
 
     # -- the view ------------------------------------------------------------------------
+    def _current(self, row: dict) -> bool:
+        record = self.documents.get(row["doc_id"])
+        return record is not None and record.sha256 == row["doc_sha256"]
+
     def row_key(self, row: dict) -> tuple[int, int]:
         """Where a passage sits in the local backend's row order (documents in manifest
         order, passages by ordinal): ties break alike."""
@@ -220,6 +224,10 @@ class MilvusIndex:
         copies = sorted({i for g in groups for i in g["chunk_ids"] if i not in have})
         if copies:
             rows += self.client.get(self.names.passages, ids=copies, output_fields=_ROW_FIELDS)
+        # Passages written by a sync after this process read the manifest (a document added
+        # or changed since) wait for it to be read again (POST /admin/reload): their
+        # citations would name a record this process does not hold.
+        rows = [r for r in rows if self._current(r)]
         rows.sort(key=self.row_key)
         chunks = [
             Chunk(

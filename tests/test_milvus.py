@@ -256,3 +256,20 @@ def test_collections_of_another_layout_are_rebuilt_not_read(
     report = ensure_milvus_index(settings, embedder=fake_embedder)
     assert report.milvus.recreated and report.milvus.passages_written == passage_count(settings)
     assert Pipeline.open(settings, embedder=fake_embedder).ask("Camp Ashraf", k=1).hits
+
+
+def test_a_server_serves_its_manifest_until_reloaded(
+    fake_settings: Settings, fake_embedder, tmp_path: Path
+):
+    """Another process's `rag index` changes Milvus under a server: the server never cites
+    a document its manifest does not hold, and after reloading it serves the new one."""
+    settings = on_milvus(fake_settings, tmp_path / "milvus.db")
+    build_milvus_index(settings, embedder=fake_embedder)
+    serving = Pipeline.open(settings, embedder=fake_embedder)
+    text = "Zeppelins over Zanzibar. " * 3 + "Airships flew to the islands every spring.\n"
+    (Path(settings.corpus_dir) / "zz_new.txt").write_text(text)
+    build_milvus_index(settings, embedder=fake_embedder)
+    question = "Zeppelins over Zanzibar"
+    assert all(h.doc_id != "zz_new.txt" for h in serving.ask(question, k=5, mode="bm25").hits)
+    reloaded = Pipeline.open(settings, embedder=fake_embedder)
+    assert reloaded.ask(question, k=1, mode="bm25").hits[0].doc_id == "zz_new.txt"
