@@ -20,6 +20,7 @@ from api.deps import require_api_key
 from api.routes import admin, documents, health, page, query
 from api.state import ServerState
 from rag.errors import (
+    BackendUnavailable,
     DocumentNotFound,
     IndexCorrupt,
     IndexMismatch,
@@ -51,6 +52,7 @@ _STATUS = {
     IndexCorrupt: 503,
     IndexMismatch: 503,
     SourceUnavailable: 503,
+    BackendUnavailable: 503,
 }
 
 

@@ -43,3 +43,7 @@ class InvalidSpan(RagError):
 
 class SourceUnavailable(RagError):
     """A document's file cannot be read right now (permissions, I/O error)."""
+
+
+class BackendUnavailable(RagError):
+    """The index's store (a Milvus server or Milvus Lite folder) cannot be reached."""

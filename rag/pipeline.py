@@ -67,6 +67,10 @@ class Pipeline:
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Pipeline:
         """Load the index in `settings.index_dir`, as it was built (see rag.params)."""
+        if settings.backend == "milvus":
+            from rag.milvus_pipeline import MilvusPipeline
+
+            return MilvusPipeline.open_milvus(settings, embedder)
         settings = settings_as_built(settings)
         index = load_index(settings.index_dir, model=settings.model)
         if embedder is None and settings.fast_queries:
@@ -116,24 +120,9 @@ class Pipeline:
         mode = o.mode or self.settings.mode
         k = self.settings.top_k if o.k is None else o.k
         doc_ids, min_score, explain, max_per_doc = o.doc_ids, o.min_score, o.explain, o.max_per_doc
-        # An empty filter matches no document, as an empty set would: no hits.
-        rows = rows_of_documents(self.index, doc_ids) if doc_ids is not None else None
         if xq is None and mode != "bm25":
             xq = embed_query(self.embedder, text)
-        found = search(
-            self.index,
-            xq,
-            text,
-            k,
-            mode=mode,  # type: ignore[arg-type]
-            rows=rows,
-            fusion=self.settings.fusion,
-            max_per_doc=max_per_doc or self.settings.max_per_doc,
-            effort=Effort(self.settings.hnsw_ef_search, self.settings.ivf_nprobe),
-        )
-        if min_score is not None:
-            found = [c for c in found if c.score >= min_score]
-        hits = [hit_of(self.index, c, rank, explain) for rank, c in enumerate(found, 1)]
+        hits = self.retrieve(text, xq, k, mode, doc_ids, max_per_doc, min_score, explain)
         answer, answerable = None, None
         if self.settings.answers:
             best = self.best_span(text, hits, xq)
@@ -152,6 +141,36 @@ class Pipeline:
             answerable=answerable,
             took_ms=round(took_ms, 2),
         )
+
+    def retrieve(
+        self,
+        text: str,
+        xq: np.ndarray | None,
+        k: int,
+        mode: str,
+        doc_ids: list[str] | None,
+        max_per_doc: int | None,
+        min_score: float | None,
+        explain: bool,
+    ) -> list[Hit]:
+        """The k best distinct passages as hits: the one step a backend replaces
+        (rag.milvus_pipeline)."""
+        # An empty filter matches no document, as an empty set would: no hits.
+        rows = rows_of_documents(self.index, doc_ids) if doc_ids is not None else None
+        found = search(
+            self.index,
+            xq,
+            text,
+            k,
+            mode=mode,  # type: ignore[arg-type]
+            rows=rows,
+            fusion=self.settings.fusion,
+            max_per_doc=max_per_doc or self.settings.max_per_doc,
+            effort=Effort(self.settings.hnsw_ef_search, self.settings.ivf_nprobe),
+        )
+        if min_score is not None:
+            found = [c for c in found if c.score >= min_score]
+        return [hit_of(self.index, c, rank, explain) for rank, c in enumerate(found, 1)]
 
     def ask_many(
         self,
@@ -209,6 +228,10 @@ def ensure_index(
 ) -> BuildReport | None:
     """Build the index when there is none or the corpus changed since (with the settings
     it was built with); None if current."""
+    if settings.backend == "milvus":
+        from rag.milvus_pipeline import ensure_milvus_index
+
+        return ensure_milvus_index(settings, embedder, progress)
     settings = settings_as_built(settings)
     try:
         build = current_build(settings.index_dir)

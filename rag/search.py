@@ -45,11 +45,14 @@ class Candidate:
 
 
 def _top(rows: np.ndarray, scores: np.ndarray, pool: int) -> list[tuple[int, float]]:
-    """The `pool` best (row, score) pairs, best first (ties by row)."""
+    """The `pool` best (row, score) pairs, best first (ties by row, at the pool's edge too:
+    argpartition alone keeps an arbitrary few of the passages tied there, and another
+    backend proposing the same passages would then keep others)."""
     if pool < len(scores):
-        keep = np.argpartition(-scores, pool - 1)[:pool]
+        edge = np.partition(-scores, pool - 1)[pool - 1]
+        keep = np.flatnonzero(-scores <= edge)  # the pool and every passage tied at its edge
         rows, scores = rows[keep], scores[keep]
-    order = np.lexsort((rows, -scores))
+    order = np.lexsort((rows, -scores))[:pool]
     return [(int(r), float(s)) for r, s in zip(rows[order], scores[order], strict=True)]
 
 

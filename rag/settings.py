@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rag.errors import ConfigError
 from rag.options import Fusion, Mode
 from rag.vector_index import IndexType
+
+Backend = Literal["local", "milvus"]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_CORPUS = Path("seeds")
@@ -100,6 +102,25 @@ class Settings(BaseSettings):
         ge=0,
         description="Vectors kept across builds (index/vector-cache.sqlite), least recently "
         "used dropped first; 0 keeps none once a build is published.",
+    )
+    # Where the index is served from: a deployment setting, like host and port, not a build
+    # parameter (the same passages and vectors go to either; the Milvus collections keep
+    # their own manifest, so a machine with only the URI can serve them; rag.milvus_store).
+    backend: Backend = Field(
+        "local", description="local: the index folder (FAISS + bm25s); milvus: a Milvus store."
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus Lite folder (a path, e.g. ./milvus.db) or server URI "
+        "(http://host:19530); default <index_dir>/milvus.db.",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus server token: `user:password` or an API key."
+    )
+    milvus_collection: str = Field(
+        "rag",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+        description="Prefix of the index's Milvus collections (one set per index).",
     )
     top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")

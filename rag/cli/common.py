@@ -159,6 +159,15 @@ def print_build(report: Any) -> None:
         err.print(Text(f"rebuilding with {name} {new} (was {old})"))
     for line in summary_lines(report):
         err.print(Text(line))
+    if getattr(report, "milvus", None) is not None:  # RAG_BACKEND=milvus (rag.milvus_store)
+        m = report.milvus
+        err.print(
+            Text(
+                f"milvus {m.uri}: {m.passages_written} passages written, "
+                f"{m.passages_deleted} deleted, {m.spans_added} answer spans added, "
+                f"{m.spans_removed} removed, in {m.seconds:.1f}s"
+            )
+        )
     if report.up_to_date:
         err.print(f"index is up to date ({report.chunks} passages)")
         return
@@ -192,6 +201,10 @@ def build(settings: Settings, embedder: Any, rebuild: bool = False) -> Any:
 
     update, stop = progress_printer("embedding")
     try:
+        if settings.backend == "milvus":
+            from rag.milvus_pipeline import build_milvus_index
+
+            return build_milvus_index(settings, embedder, rebuild=rebuild, progress=update)
         return build_index(settings, embedder=embedder, rebuild=rebuild, progress=update)
     finally:
         stop()

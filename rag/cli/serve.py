@@ -31,5 +31,9 @@ def serve(
         load_settings(corpus_dir=corpus, index_dir=index_dir, model=model, host=host, port=port)
     )
     check_port_free(settings.host, settings.port)
+    if settings.backend == "milvus":  # unreachable: one line and exit 2, not a 503 later
+        from rag.milvus_store import connect
+
+        connect(settings)
     err.print(Text(f"serving on http://{settings.host}:{settings.port} (docs at /docs)"))
     serve(settings)
