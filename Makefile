@@ -40,9 +40,10 @@ test-browser: $(STAMP) ## Drive the web page in Chromium against a real server (
 screenshots: $(STAMP) ## Retake the page's screenshots in docs/ (desktop, phone, source)
 	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -m browser tests/browser -k screenshots
 
-bench: $(STAMP) ## Benchmarks against their baselines, same run: bench/RESULTS.md, bench/EXTRACTION.md
+bench: $(STAMP) ## Benchmarks against their baselines, same run: bench/RESULTS.md, EXTRACTION.md, EMBED_DEVICE.md
 	$(BIN)/python bench/suite.py
 	$(BIN)/python bench/extraction.py
+	$(BIN)/python bench/embed_device.py
 
 bench-scale: $(STAMP) ## Flat/HNSW/IVF-PQ at 10k-1M vectors, a 100k-passage index loaded (~15 min)
 	$(BIN)/python bench/scale.py

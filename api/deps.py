@@ -27,8 +27,12 @@ def get_settings(state: Annotated[ServerState, Depends(get_state)]) -> Settings:
 def get_pipeline(state: Annotated[ServerState, Depends(get_state)]) -> Pipeline:
     """The live pipeline, taken once per request (a reload does not change it mid-way)."""
     pipeline = state.pipeline
-    if pipeline is None:
-        raise HTTPException(503, detail=f"not ready: {state.problem}; retry shortly")
+    if pipeline is None and state.loading:  # Retry-After: a client may simply wait
+        detail = f"not ready: {state.problem}; retry shortly"
+        raise HTTPException(503, detail=detail, headers={"Retry-After": "1"})
+    if pipeline is None:  # the load failed: waiting will not help, fixing it will
+        detail = f"not ready: {state.problem} (fix it, then POST /admin/reload or restart)"
+        raise HTTPException(503, detail=detail)
     return pipeline
 
 

@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.embedding import Embedder, embedder_for
 from rag.errors import RagError
 from rag.params import settings_as_built
 from rag.pipeline import Pipeline, ensure_index
@@ -24,6 +24,7 @@ class ServerState:
     embedder: Embedder | None = None
     pipeline: Pipeline | None = None
     problem: str = "loading the index and the model"
+    loading: bool = True  # the first load has not ended (a failed one ends it too)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self) -> None:
@@ -35,7 +36,7 @@ class ServerState:
     def _load(self) -> None:
         try:
             self.settings = settings_as_built(self.settings)  # the index as it was built
-            builder = SentenceTransformerEmbedder(self.settings.model)
+            builder = embedder_for(self.settings)
             ensure_index(self.settings, embedder=builder)
             self.pipeline = Pipeline.open(
                 self.settings, embedder=self.embedder or (builder if builder.loaded else None)
@@ -49,6 +50,8 @@ class ServerState:
         except Exception as exc:  # noqa: BLE001 - /ready must report it, not a dead thread
             self.problem = f"{type(exc).__name__}: {exc}"
             LOG.exception("not ready")
+        finally:
+            self.loading = False
 
     def reload(self) -> tuple[str | None, str]:
         """Load the live index from disk and swap to it; the old one serves until then.

@@ -35,7 +35,7 @@ from scale import memory_mb
 
 from rag.build import build_index
 from rag.chunking import with_heading
-from rag.embedding import SentenceTransformerEmbedder
+from rag.embedding import SentenceTransformerEmbedder, embedder_for
 from rag.evaluation.metrics import percentile
 from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline, ensure_index
@@ -269,7 +269,7 @@ def main() -> None:
     settings = load_settings()
     if shutil.which("rag", path=str(Path(sys.executable).parent)) is None:
         raise SystemExit("rag is not installed beside this Python: run `make install`")
-    embedder = SentenceTransformerEmbedder(settings.model)
+    embedder = embedder_for(settings)
     ensure_index(settings, embedder=embedder)  # the live index, with its ONNX export
     steps = [
         ("build", lambda: bench_build(settings, embedder)),

@@ -21,7 +21,7 @@ from sklearn.model_selection import RepeatedKFold
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag.build import build_index  # noqa: E402
-from rag.embedding import SentenceTransformerEmbedder  # noqa: E402
+from rag.embedding import embedder_for  # noqa: E402
 from rag.evaluation.harness import (  # noqa: E402
     _read_jsonl,
     load_beir_qrels,
@@ -179,7 +179,7 @@ def evaluate(
 
 def main(dataset: Path) -> None:
     settings = load_settings()
-    embedder = SentenceTransformerEmbedder(settings.model)
+    embedder = embedder_for(settings)
     queries = {str(q["_id"]): q["text"] for q in _read_jsonl(dataset / "queries.jsonl")}
     qrels = load_beir_qrels(dataset / "qrels" / "test.tsv")
     qrels = {q: {d: max(0, g) for d, g in docs.items()} for q, docs in qrels.items()}

@@ -11,8 +11,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from rag.device import DeviceChoice, gpu_batch_size, prepare_for_gpu, resolve_device
 from rag.errors import ConfigError
-from rag.settings import DEFAULT_MODEL
+from rag.settings import DEFAULT_MODEL, Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -78,9 +79,11 @@ def resolve_model_path(model: str) -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded from disk only (model hubs are never asked)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu") -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, device: DeviceChoice = "cpu") -> None:
         self.name = model
-        self.device = device
+        self.device = device  # as chosen; `load` resolves "auto" (torch is loaded then)
+        self.half = False  # whether it embeds in half precision (a GPU only)
+        self._gpu_free = 0
         self._model = None
 
     @property
@@ -93,18 +96,29 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             path = resolve_model_path(self.name)
             LOG.info("loading embedding model %s from %s", self.name, path)
+            import torch
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
+            self.device = resolve_device(self.device, torch.cuda.is_available())  # type: ignore[arg-type]
             try:
-                self._model = SentenceTransformer(path, device=self.device, local_files_only=True)
+                model = SentenceTransformer(path, device=self.device, local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise ConfigError(
                     f"cannot load embedding model {self.name!r} ({type(exc).__name__}): set "
                     "RAG_MODEL to a sentence-transformers model folder (hubs are not reachable)"
                 ) from None
+            if self.device == "cuda":
+                self.half = prepare_for_gpu(model)
+                self._gpu_free = int(torch.cuda.mem_get_info()[0])
+            self._model = model
         return self._model
+
+    def preferred_batch(self, configured: int) -> int:
+        """Texts per model call: `configured` on the CPU, more on a GPU with memory free."""
+        self.load()
+        return gpu_batch_size(self._gpu_free, configured) if self.device == "cuda" else configured
 
     @property
     def dimension(self) -> int:
@@ -121,3 +135,8 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
+    """The model of `settings`, on the device `RAG_DEVICE` chooses (loaded on first use)."""
+    return SentenceTransformerEmbedder(settings.model, settings.device)

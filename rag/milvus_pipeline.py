@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from rag.build import BuildReport, build_index
-from rag.embedding import Embedder, SentenceTransformerEmbedder, vector_key
+from rag.embedding import Embedder, embedder_for, vector_key
 from rag.errors import BackendUnavailable, DocumentNotFound, IndexCorrupt, IndexMismatch
 from rag.milvus_search import MilvusIndex, search_milvus
 from rag.milvus_store import (
@@ -148,7 +148,7 @@ class MilvusPipeline(Pipeline):
             from rag.onnx_encoder import open_fast_embedder
 
             embedder = open_fast_embedder(settings.index_dir, settings.model)
-        embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        embedder = embedder or embedder_for(settings)
         if embedder.dimension != stored.manifest.dimension:
             raise IndexMismatch(
                 f"model {settings.model!r} makes {embedder.dimension}-d vectors, the Milvus "

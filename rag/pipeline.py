@@ -13,7 +13,13 @@ from pydantic import ValidationError
 
 from rag.answer import SpanScore, answer_of, best_span, confidence, score_spans
 from rag.build import BuildReport, build_index
-from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_query, vector_key
+from rag.embedding import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    embed_query,
+    embedder_for,
+    vector_key,
+)
 from rag.errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
 from rag.freshness import index_is_current
 from rag.manifest import read_manifest
@@ -77,7 +83,7 @@ class Pipeline:
             from rag.onnx_encoder import open_fast_embedder
 
             embedder = open_fast_embedder(settings.index_dir, settings.model)
-        embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        embedder = embedder or embedder_for(settings)
         # Loading the model here (not on the first question) keeps it out of took_ms and
         # checks that it produces vectors of the index's size.
         if embedder.dimension != index.manifest.dimension:

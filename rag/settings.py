@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag.device import DeviceChoice
 from rag.errors import ConfigError
 from rag.options import Fusion, Mode
 from rag.vector_index import IndexType
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     )
     ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per question.")
     batch_size: int = Field(32, ge=1, le=4096, description="Texts embedded per model call.")
+    device: DeviceChoice = Field(
+        "auto",
+        description="Where the model embeds: auto picks a CUDA GPU when torch sees one "
+        "(half precision and larger batches there), else the CPU.",
+    )
     read_workers: int | None = Field(
         None,
         ge=1,

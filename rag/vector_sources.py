@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunking import Chunk
-from rag.embedding import Embedder, SentenceTransformerEmbedder, embed_documents
+from rag.embedding import Embedder, embed_documents, embedder_for
 from rag.errors import IndexCorrupt, IndexMismatch, RagError
 from rag.manifest import (
     CHUNKS,
@@ -180,10 +180,12 @@ class VectorSupply:
     def _embed(self, count: int) -> None:
         """Embed the first `count` queued texts and commit them to the cache."""
         if self.embedder is None:
-            self.embedder = SentenceTransformerEmbedder(self.settings.model)
+            self.embedder = embedder_for(self.settings)
         keys = list(itertools.islice(self.queue, count))
         texts = [self.queue.pop(key) for key in keys]
-        vectors = embed_documents(self.embedder, texts, self.settings.batch_size, self._advance)
+        preferred = getattr(self.embedder, "preferred_batch", None)
+        batch = preferred(self.settings.batch_size) if preferred else self.settings.batch_size
+        vectors = embed_documents(self.embedder, texts, batch, self._advance)
         self.cache.save(keys, vectors)
         self.found.add(keys, vectors)
         self.fresh.update(keys)

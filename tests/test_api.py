@@ -33,7 +33,23 @@ def test_health_and_readiness(seed_index):
         assert fresh.get("/health").json() == {"status": "ok"}
         not_ready = fresh.get("/ready")
         assert not_ready.status_code == 503 and not not_ready.json()["ready"]
-        assert fresh.post("/query", json={"question": "hi"}).status_code == 503
+        loading = fresh.post("/query", json={"question": "hi"})
+        assert loading.status_code == 503 and loading.headers["retry-after"] == "1"
+
+
+def test_a_failed_load_is_a_503_without_retry_after(tmp_path):
+    """Loading says "retry" (Retry-After); a load that failed says what is wrong, once."""
+    from rag.settings import load_settings
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = create_app(load_settings(corpus_dir=empty, index_dir=tmp_path / "idx"), load=False)
+    app.state.rag.load()  # no document to index: the load fails
+    with TestClient(app) as fresh:
+        failed = fresh.post("/query", json={"question": "hi"})
+        assert failed.status_code == 503 and "retry-after" not in failed.headers
+        assert "no readable document" in failed.json()["detail"]
+        assert "/admin/reload" in failed.json()["detail"]
 
 
 def test_ready_when_loaded(client):

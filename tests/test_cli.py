@@ -52,7 +52,7 @@ def test_ask_json_in_a_real_process(seed_index, tmp_path: Path):
 def test_ask_builds_the_index_on_first_use(
     real_embedder, corpus: Path, tmp_path: Path, monkeypatch
 ):
-    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: real_embedder)
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: real_embedder)
     index_dir = tmp_path / "fresh-index"
     env = {"RAG_CORPUS_DIR": str(corpus), "RAG_INDEX_DIR": str(index_dir)}
     result = rag("ask", "Where did supporters gather in Sweden?", "-k", "2", env=env)
@@ -109,7 +109,7 @@ def test_show_warns_when_the_file_changed(fake_settings, fake_embedder):
 def test_an_index_is_used_as_built(fake_settings, fake_embedder, monkeypatch):
     """Built with chunks of 400 into its own folder, the index answers `ask` and `serve`
     with its own settings: nothing is rebuilt, and contradicting it is one clear line."""
-    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: fake_embedder)
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: fake_embedder)
     from rag.params import settings_as_built
     from rag.store import current_build, live_manifest
 
@@ -149,7 +149,7 @@ def test_an_index_is_used_as_built(fake_settings, fake_embedder, monkeypatch):
 
 
 def test_another_corpus_gets_its_own_index(fake_settings, fake_embedder, monkeypatch):
-    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: fake_embedder)
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: fake_embedder)
     other = fake_settings.corpus_dir.parent / "other"
     other.mkdir()
     (other / "note.txt").write_text("A note about the weather in Lisbon today.\n", "utf-8")
@@ -225,7 +225,7 @@ def test_help_shows_examples():
 
 
 def test_ask_many_questions_from_a_file(seed_index, real_embedder, monkeypatch, tmp_path):
-    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: real_embedder)
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: real_embedder)
     questions = tmp_path / "q.txt"
     questions.write_text(
         "How far is Camp Ashraf from Baghdad?\n\n"
@@ -249,7 +249,7 @@ def test_ask_many_questions_from_a_file(seed_index, real_embedder, monkeypatch, 
 def test_progress_is_logged_when_stderr_is_not_a_terminal(
     fake_settings, fake_embedder, monkeypatch
 ):
-    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: fake_embedder)
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: fake_embedder)
     result = rag(
         "index",
         "--corpus",

@@ -192,7 +192,7 @@ def test_beir_queries_longer_than_the_limit_are_cut_with_a_warning(tmp_path: Pat
 
 
 def test_rag_eval_cli_writes_json_report_and_plot(seed_index, real_embedder, monkeypatch, tmp_path):
-    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: real_embedder)
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: real_embedder)
     from rag.cli import app
 
     questions = tmp_path / "few.jsonl"

@@ -68,7 +68,7 @@ def test_pdf_citations_carry_their_page_and_stay_readable_when_the_file_changes(
 
 
 def test_rag_index_prints_the_summary(mixed: Path, tmp_path, monkeypatch):
-    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: FakeEmbedder())
     result = CliRunner().invoke(
         app,
         ["index", "--corpus", str(mixed), "--index-dir", str(tmp_path / "i"), "--model", "fake"],

@@ -134,8 +134,9 @@
       });
       const arrived = performance.now();
       if (id !== latest) return;
-      if (response.status === 503) {
-        // The index (or the model) is still loading: say so, and ask again shortly.
+      if (response.status === 503 && response.headers.get("Retry-After") !== null) {
+        // The index (or the model) is still loading: say so, and ask again shortly. A 503
+        // without Retry-After is a load that failed: its one line shows, below.
         showLoading(await detailOf(response));
         retryTimer = setTimeout(() => {
           if (id === latest) ask(params);

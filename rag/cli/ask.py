@@ -143,7 +143,7 @@ def ask(
     Examples:  rag ask "How far is Camp Ashraf from Baghdad?"  |  rag ask "..." -k 3 --json
                rag ask --questions eval/questions.jsonl --json > answers.jsonl
     """
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import embedder_for
     from rag.pipeline import Pipeline, clean_question
 
     if (question is None) == (questions_file is None):
@@ -156,7 +156,7 @@ def ask(
     many = read_questions(questions_file) if questions_file is not None else None
     for _, text in many or [("", question or "")]:
         clean_question(text, settings.max_question_chars)
-    embedder = SentenceTransformerEmbedder(settings.model)
+    embedder = embedder_for(settings)
     report = ensure(settings, embedder)
     if report is not None:
         print_build(report)

@@ -44,9 +44,9 @@ DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
 
 
 def _embedder(settings):
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import embedder_for
 
-    return SentenceTransformerEmbedder(settings.model)
+    return embedder_for(settings)
 
 
 def _write(result, json_file: Path | None, report: Path | None) -> None:

@@ -39,7 +39,7 @@ def index(
 
     Examples:  rag index   |   rag index --corpus ~/notes --index-dir ~/.rag/notes
     """
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import embedder_for
     from rag.params import settings_for_build
 
     settings = settings_for_build(
@@ -51,7 +51,7 @@ def index(
             chunk_overlap=chunk_overlap,
         )
     )
-    print_build(build(settings, SentenceTransformerEmbedder(settings.model), rebuild=rebuild))
+    print_build(build(settings, embedder_for(settings), rebuild=rebuild))
 
 
 @app.command()

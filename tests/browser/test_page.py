@@ -8,6 +8,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlparse
 
@@ -252,6 +253,31 @@ def test_the_index_loading_then_the_answer_then_the_server_gone(page: Page, tmp_
         "Cannot reach the server: check that `rag serve` is running.", timeout=10_000
     )
     expect(page.locator("#answer")).to_be_hidden()
+
+
+def test_a_failed_load_shows_its_reason_not_loading(page: Page, tmp_path: Path):
+    """A server whose index cannot load (no document in its folder) is not "loading": the
+    page shows the server's one line and does not retry."""
+    corpus = tmp_path / "empty"
+    corpus.mkdir()
+    with rag_serve(corpus, tmp_path / "index", tmp_path / "server.log", wait_ready=False) as server:
+        _wait_failed(server.base)
+        page.goto(f"{server.base}/?q={quote(CAMP)}")
+        status = page.locator("#status")
+        expect(status).to_contain_text("no readable document", timeout=10_000)
+        expect(status).not_to_contain_text("Loading")
+        expect(page.locator("#answer")).to_be_hidden()
+
+
+def _wait_failed(base: str, seconds: float = 60) -> None:
+    """Until /ready reports a problem other than loading."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{base}/ready").json()
+        if "loading" not in body.get("problem", "loading"):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the server kept loading")
 
 
 @pytest.mark.parametrize(
