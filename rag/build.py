@@ -25,7 +25,7 @@ from rag.onnx_encoder import export_fast_encoder, remove_abandoned_exports
 from rag.params import build_settings_of, differences
 from rag.passages import answer_span_texts, index_document
 from rag.publish import save_index
-from rag.readers import READER_VERSION
+from rag.readers import READER_VERSION, READERS
 from rag.reading import read_documents
 from rag.settings import BUILD_FIELDS, Settings
 from rag.vector_cache import VectorCache
@@ -132,7 +132,7 @@ def build_index(
         waiting: list[Document] = []
         parts = _Parts()
         skipped: dict[str, list[int]] = {}
-        unreadable: set[str] = set()  # sha256 of the files no reader could read
+        unreadable: set[tuple[str, str]] = set()  # (reader, sha256) of unreadable files
         changing = (
             old_manifest is None
             or bool(report.settings_changed)
@@ -142,7 +142,7 @@ def build_index(
             if isinstance(doc, Skipped):
                 stamp = stamp_of[doc.doc_id]
                 skipped[doc.doc_id] = [stamp.size, stamp.mtime_ns]
-                unreadable.add(doc.sha256)
+                unreadable.add((READERS.get(stamp.path.suffix.lower(), ""), doc.sha256))
                 report.skipped_reasons[doc.reason] = report.skipped_reasons.get(doc.reason, 0) + 1
                 continue
             documents.append(doc)
@@ -167,7 +167,8 @@ def build_index(
             )
         current_ids = {d.doc_id for d in documents}
         report.removed = sorted(set(old) - current_ids)
-        ExtractionCache(index_dir).keep_only({d.sha256 for d in documents} | unreadable)
+        read = {(d.format, d.sha256) for d in documents if d.extracted}
+        ExtractionCache(index_dir).keep_only(read | unreadable)
 
         if (
             old_manifest is not None

@@ -232,7 +232,9 @@ def passage_spans(text: str, section: str) -> list[tuple[int, int, int]]:
     """(start, end, sentences) of every sentence of a passage and of every pair of
     consecutive sentences of one paragraph that fits in SPAN_CHARS. A heading line is a
     span of its own (`is_heading` tells; only some questions take one for an answer). The
-    index embeds these once; questions look them up."""
+    headings inside small sections joined into one passage are not on its section path,
+    so they count as sentences (measured that way). The index embeds these once;
+    questions look them up."""
     spans = []
     for line in re.finditer(r"[^\n]+", text):  # a heading line is not a sentence start
         if is_heading(line.group(), section):

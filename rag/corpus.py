@@ -243,7 +243,7 @@ def read_document(
                 if not data.strip():
                     return skip("empty file")
             if kind is not None:
-                got = extracted.get(digest) if extracted is not None else None
+                got = extracted.get(kind, digest) if extracted is not None else None
                 if got is None:
                     fh.seek(0)
                     try:
@@ -251,7 +251,7 @@ def read_document(
                     except Unreadable as exc:
                         got = exc
                     if extracted is not None:
-                        extracted.put(digest, got)
+                        extracted.put(kind, digest, got)
     except (DocumentNotFound, SourceUnavailable) as exc:
         return skip("unreadable", str(exc))
     except OSError as exc:

@@ -28,31 +28,33 @@ class ExtractionCache:
     def __init__(self, index_dir: Path) -> None:
         self.folder = Path(index_dir) / FOLDER
 
-    def _path(self, sha256: str) -> Path:
-        return self.folder / f"{sha256}-v{READER_VERSION}.json.gz"
+    def _path(self, kind: str, sha256: str) -> Path:
+        # The reader is part of the key: the same bytes as `.md` and as `.html` differ.
+        return self.folder / f"{kind}-{sha256}-v{READER_VERSION}.json.gz"
 
-    def get(self, sha256: str) -> Extracted | Unreadable | None:
+    def get(self, kind: str, sha256: str) -> Extracted | Unreadable | None:
         try:
-            with gzip.open(self._path(sha256), "rt", encoding="utf-8") as fh:
+            with gzip.open(self._path(kind, sha256), "rt", encoding="utf-8") as fh:
                 entry = json.load(fh)
+            if "unreadable" in entry:
+                return Unreadable(entry["unreadable"], entry["detail"])
+            blocks = tuple(
+                Block(start, end, block_kind, label, tuple(map(tuple, sentences)))
+                for start, end, block_kind, label, sentences in entry["blocks"]
+            )
+            layout = Layout(entry["title"], blocks)
+            return Extracted(entry["text"], layout, tuple(entry["pages"]))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             LOG.warning(
                 "extraction cache entry %s unreadable (%s): reading the file again",
                 sha256[:12],
                 exc,
             )
             return None
-        if "unreadable" in entry:
-            return Unreadable(entry["unreadable"], entry["detail"])
-        blocks = tuple(
-            Block(start, end, kind, label, tuple(map(tuple, sentences)))
-            for start, end, kind, label, sentences in entry["blocks"]
-        )
-        return Extracted(entry["text"], Layout(entry["title"], blocks), tuple(entry["pages"]))
 
-    def put(self, sha256: str, got: Extracted | Unreadable) -> None:
+    def put(self, kind: str, sha256: str, got: Extracted | Unreadable) -> None:
         if isinstance(got, Unreadable):
             entry: dict = {"unreadable": got.reason, "detail": got.detail}
         else:
@@ -71,18 +73,19 @@ class ExtractionCache:
             try:
                 with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as fh:
                     fh.write(json.dumps(entry, ensure_ascii=False).encode("utf-8"))
-                os.replace(tmp, self._path(sha256))
+                os.replace(tmp, self._path(kind, sha256))
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:  # a cache that cannot be written costs time, not data
             LOG.warning("extraction cache not written (%s)", exc)
 
-    def keep_only(self, sha256s: set[str]) -> None:
-        """Drop the entries of files no longer in the corpus (and of older readers)."""
+    def keep_only(self, files: set[tuple[str, str]]) -> None:
+        """Keep the entries of `files` ((reader, sha256) pairs) only: those of files no
+        longer in the corpus, and of older readers, go."""
         if not self.folder.is_dir():
             return
-        wanted = {self._path(s).name for s in sha256s}
+        wanted = {self._path(kind, sha256).name for kind, sha256 in files}
         for path in self.folder.iterdir():
             if path.name not in wanted:
                 path.unlink(missing_ok=True)

@@ -208,7 +208,12 @@ def export_fast_encoder(settings: Settings, embedder: SentenceTransformerEmbedde
     except ImportError:
         return
     try:
-        if export_encoder(settings.model, embedder.load(), target):
+        model = embedder.load()
+        if embedder.device != "cpu" or embedder.half:  # the CPU runs the export: float32
+            import copy
+
+            model = copy.deepcopy(model).float().cpu()
+        if export_encoder(settings.model, model, target):
             LOG.info("exported the query encoder to %s", target)
     except Exception as exc:  # noqa: BLE001 - the slow path still works; say why once
         LOG.warning("ONNX export failed (%s): questions use sentence-transformers", exc)

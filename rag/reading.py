@@ -45,7 +45,8 @@ def read_documents(
     processes (default: one per core) when there are two or more of them; plain text is
     read here. What readers extract is kept in `index_dir`'s extraction cache. A file
     whose reader crashes its process (a fault in a PDF library) is skipped as
-    "reader crashed", and the others are read on."""
+    "reader crashed", and the others are read on; where no worker process can run at all,
+    every file is read here."""
     cache = ExtractionCache(index_dir) if index_dir is not None else None
     workers = workers or default_workers()
     extracted = [s for s in stamps if s.path.suffix.lower() in READERS]
@@ -73,6 +74,11 @@ def read_documents(
                 futures.pop(0)
                 yield doc
         except BrokenProcessPool:
+            if not _processes_work(context):  # no worker can run here (not a file's fault)
+                LOG.warning("reader processes cannot start here: reading in this process")
+                for stamp in pending:
+                    yield read_document(stamp, corpus_dir, cache)
+                return
             LOG.warning("a reader process died: reading the rest one file at a time")
             if pool_size == 1:  # alone in its pool: this file is the one that crashed it
                 LOG.warning("skipped %s: its reader crashed", pending[0].doc_id)
@@ -81,3 +87,13 @@ def read_documents(
             pool_size = 1
         finally:  # also when the caller stops early: no work left running
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _processes_work(context: multiprocessing.context.BaseContext) -> bool:
+    """Whether a worker process starts and answers at all (it does not where the calling
+    script, run without an `if __name__ == "__main__":` guard, starts over in the child)."""
+    try:
+        with ProcessPoolExecutor(1, mp_context=context) as probe:
+            return probe.submit(os.getpid).result(timeout=120) > 0
+    except Exception:  # noqa: BLE001 - any failure means: read in this process
+        return False

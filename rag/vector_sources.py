@@ -168,9 +168,12 @@ class VectorSupply:
             self._embed(COMMIT_TEXTS)
 
     def dimension(self) -> int:
-        if self.embedder is not None:
-            return self.embedder.dimension
-        return next(a.shape[1] for a in self.found.arrays if a.ndim == 2 and a.shape[1])
+        """The vectors' width: from the vectors at hand, the model only when none is."""
+        width = next((a.shape[1] for a in self.found.arrays if a.ndim == 2 and a.shape[1]), 0)
+        if width:
+            return width
+        assert self.embedder is not None, "no vector and no model"  # invariant: see finish
+        return self.embedder.dimension
 
     def _advance(self, n: int) -> None:
         self.done += n

@@ -5,6 +5,8 @@ from the open file."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
 import signal
@@ -104,7 +106,25 @@ def test_a_damaged_cache_entry_is_read_again(folder: Path, tmp_path):
     entry.write_bytes(b"not gzip")
     again = read_document(stamp, folder, cache)
     assert isinstance(again, Document) and again.text == first.text
-    assert cache.get(first.sha256) is not None  # written again
+    assert cache.get("markdown", first.sha256) is not None  # written again
+    (entry,) = cache.folder.iterdir()
+    with gzip.open(entry, "wt", encoding="utf-8") as fh:
+        json.dump({"text": "x"}, fh)  # valid, but not an entry: read the file again
+    assert read_document(stamp, folder, cache).text == first.text
+
+
+def test_the_same_bytes_under_two_readers_are_two_entries(tmp_path: Path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    page = b"<html><head><title>T</title></head><body><p>Hello world.</p></body></html>"
+    (folder / "a.html").write_bytes(page)
+    (folder / "b.md").write_bytes(page)
+    cache = ExtractionCache(tmp_path / "idx")
+    first = {s.doc_id: read_document(s, folder, cache) for s in list_document_files(folder)}
+    again = {s.doc_id: read_document(s, folder, cache) for s in list_document_files(folder)}
+    alone = {s.doc_id: read_document(s, folder) for s in list_document_files(folder)}
+    for doc_id in alone:
+        assert _summary([first[doc_id]]) == _summary([again[doc_id]]) == _summary([alone[doc_id]])
 
 
 def test_a_pdf_is_read_from_the_open_file(folder: Path, monkeypatch):
