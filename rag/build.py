@@ -21,6 +21,7 @@ from rag.extraction_cache import ExtractionCache
 from rag.freshness import settings_match
 from rag.lexical import KEYWORD_VERSION, LexicalIndex
 from rag.manifest import DocumentRecord, Manifest
+from rag.model_text import EMBED_TEXT_VERSION
 from rag.onnx_encoder import export_fast_encoder, remove_abandoned_exports
 from rag.params import build_settings_of, differences
 from rag.passages import answer_span_texts, index_document
@@ -226,6 +227,7 @@ def build_index(
             chunker_version=CHUNKER_VERSION,
             keyword_version=KEYWORD_VERSION,
             reader_version=READER_VERSION,
+            embed_version=EMBED_TEXT_VERSION,
             bm25_stem=settings.bm25_stem,
             bm25_stopwords=settings.bm25_stopwords,
             index_type=index_type,

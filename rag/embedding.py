@@ -13,6 +13,7 @@ import numpy as np
 
 from rag.device import DeviceChoice, gpu_batch_size, prepare_for_gpu, resolve_device
 from rag.errors import ConfigError
+from rag.model_text import EMBED_TEXT_VERSION, ModelReader
 from rag.settings import DEFAULT_MODEL, Settings
 
 LOG = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ def embed_documents(
 
 
 def vector_key(model: str, text: str) -> str:
-    """Texts with equal keys have equal vectors: same model, same embedded text."""
-    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
+    """Texts with equal keys have equal vectors: same model, same embedded text, read by
+    the model the same way (rag.model_text)."""
+    return hashlib.sha256(f"{model}\0{EMBED_TEXT_VERSION}\0{text}".encode()).hexdigest()
 
 
 def embed_query(embedder: Embedder, text: str) -> np.ndarray:
@@ -85,6 +87,7 @@ class SentenceTransformerEmbedder:
         self.half = False  # whether it embeds in half precision (a GPU only)
         self._gpu_free = 0
         self._model = None
+        self._readable: ModelReader | None = None
 
     @property
     def loaded(self) -> bool:
@@ -112,6 +115,7 @@ class SentenceTransformerEmbedder:
             if self.device == "cuda":
                 self.half = prepare_for_gpu(model)
                 self._gpu_free = int(torch.cuda.mem_get_info()[0])
+            self._readable = ModelReader(model.tokenizer.backend_tokenizer)
             self._model = model
         return self._model
 
@@ -127,8 +131,9 @@ class SentenceTransformerEmbedder:
     def embed_batch(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
         model = self.load()
         encode = model.encode_query if kind == "query" else model.encode_document
+        assert self._readable is not None  # set by load()
         vectors = encode(
-            list(texts),
+            self._readable(texts),
             batch_size=max(len(texts), 1),
             normalize_embeddings=True,
             convert_to_numpy=True,

@@ -8,6 +8,7 @@ from rag.errors import RagError
 from rag.file_text import current_digest
 from rag.lexical import KEYWORD_VERSION
 from rag.manifest import Manifest
+from rag.model_text import EMBED_TEXT_VERSION
 from rag.readers import READER_VERSION
 from rag.settings import Settings
 from rag.vector_index import choose_type
@@ -21,6 +22,7 @@ def settings_match(manifest: Manifest, settings: Settings) -> bool:
         and manifest.chunker_version == CHUNKER_VERSION
         and manifest.keyword_version == KEYWORD_VERSION
         and manifest.reader_version == READER_VERSION
+        and manifest.embed_version == EMBED_TEXT_VERSION
         and manifest.bm25_stem == settings.bm25_stem
         and manifest.bm25_stopwords == settings.bm25_stopwords
         and manifest.index_type == choose_type(settings.index_type, manifest.chunk_count)

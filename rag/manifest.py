@@ -73,6 +73,7 @@ class Manifest(BaseModel):
     chunker_version: int
     keyword_version: int = 1  # rag.lexical.KEYWORD_VERSION; older manifests had 1
     reader_version: int = 1  # rag.readers.READER_VERSION; older manifests had 1
+    embed_version: int = 1  # rag.model_text.EMBED_TEXT_VERSION; older manifests had 1
     bm25_stem: bool
     bm25_stopwords: bool
     documents: list[DocumentRecord]

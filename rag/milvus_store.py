@@ -66,6 +66,7 @@ SAME_INDEX = (
     "bm25_stopwords",
     "keyword_version",  # read with getattr: manifests of some versions lack these
     "reader_version",
+    "embed_version",
 )
 
 

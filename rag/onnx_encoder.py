@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embedding import SentenceTransformerEmbedder, TextKind, resolve_model_path
+from rag.model_text import ModelReader
 from rag.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -132,8 +133,9 @@ def export_encoder(model: str, st_model, target: Path) -> bool:
     config = {"model": model, "max_length": int(st_model.max_seq_length), "normalize": normalize}
     (staging / _CONFIG_FILE).write_text(json.dumps(config), encoding="utf-8")
     fast = OnnxEmbedder(staging)
+    readable = ModelReader(st_model.tokenizer.backend_tokenizer)  # as the embedder reads them
     reference = st_model.encode(
-        PROBES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        readable(PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
     agreement = float(np.min(np.sum(fast.embed_batch(PROBES, "query") * reference, axis=1)))
     if agreement < MIN_AGREEMENT:
@@ -158,6 +160,7 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(folder / _TOKENIZER_FILE))
         self._tokenizer.enable_truncation(max_length=config["max_length"])
         self._tokenizer.enable_padding()
+        self._readable = ModelReader(self._tokenizer)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(
@@ -173,7 +176,7 @@ class OnnxEmbedder:
         return self._dimension
 
     def embed_batch(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(list(texts))
+        encodings = self._tokenizer.encode_batch(self._readable(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         types = np.array([e.type_ids for e in encodings], dtype=np.int64)
