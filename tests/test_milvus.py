@@ -273,3 +273,33 @@ def test_a_server_serves_its_manifest_until_reloaded(
     assert all(h.doc_id != "zz_new.txt" for h in serving.ask(question, k=5, mode="bm25").hits)
     reloaded = Pipeline.open(settings, embedder=fake_embedder)
     assert reloaded.ask(question, k=1, mode="bm25").hits[0].doc_id == "zz_new.txt"
+
+
+def test_beir_eval_on_milvus_scores_as_the_local_backend(fake_settings: Settings, tmp_path: Path):
+    """`RAG_BACKEND=milvus rag eval beir`: the dataset's local build (reused, not embedded
+    again) synced to its own collections, so the index already at RAG_MILVUS_URI is left
+    alone, and every mode ranks as the local backend does."""
+    from rag.evaluation import evaluate_beir
+
+    from .conftest import FakeEmbedder
+    from .test_evaluation import _tiny_beir
+
+    dataset = _tiny_beir(tmp_path / "tiny")
+    main = on_milvus(fake_settings, tmp_path / "milvus.db")
+    build_milvus_index(main, embedder=FakeEmbedder())  # the main index, at the same URI
+    held = passage_count(main)
+    local = fake_settings.model_copy(update={"cache_dir": tmp_path / "cache"})
+    ours = evaluate_beir(local, dataset, FakeEmbedder(), depth=100)
+    again = FakeEmbedder()
+    theirs = evaluate_beir(on_milvus(local, tmp_path / "milvus.db"), dataset, again, depth=100)
+    assert again.embedded == []  # the local build under the cache was reused
+    assert (ours.settings["backend"], theirs.settings["backend"]) == ("local", "milvus")
+    assert theirs.settings["passages"] == ours.settings["passages"] == 4
+    assert [m.mode for m in theirs.modes] == [m.mode for m in ours.modes]
+    for a, b in zip(ours.modes, theirs.modes, strict=True):
+        for name in ("nDCG@10", "MRR@10", "Recall@100", "queries"):
+            assert b.metrics[name] == pytest.approx(a.metrics[name]), (a.mode, name)
+    assert passage_count(main) == held  # the main index's collections are untouched
+    client = connect(main)
+    beir = [n for n in client.list_collections() if n.startswith("rag_beir_tiny_")]
+    assert len(beir) == len(Collections("x").all())

@@ -127,7 +127,9 @@ def beir(
     model: ModelOpt = None,
 ) -> None:
     """nDCG@10, MRR@10 and Recall@100 on a BEIR dataset (indexed once per content hash
-    under RAG_CACHE_DIR).
+    under RAG_CACHE_DIR). With RAG_BACKEND=milvus that build is synced to the dataset's own
+    collections at RAG_MILVUS_URI (RAG_MILVUS_COLLECTION + "_beir_<name>_<hash>") and the
+    questions are answered from there.
 
     Example:  rag eval beir ../shared/bench/cranfield --report eval/cranfield.md
     """

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -294,11 +295,22 @@ def evaluate_beir(
     beir_settings = settings.model_copy(
         update={"corpus_dir": home / "corpus", "index_dir": home / "index", "answers": True}
     )
-    build_index(beir_settings, embedder=embedder, progress=build_progress)
+    if settings.backend == "milvus":
+        from rag.milvus_pipeline import build_milvus_index
+
+        # The dataset's own collections: RAG_MILVUS_URI may hold the main index under
+        # RAG_MILVUS_COLLECTION, which a sync of this corpus would replace.
+        name = re.sub(r"[^A-Za-z0-9_]", "_", home.name)[-64:]  # dataset-digest
+        prefix = f"{settings.milvus_collection}_beir_{name}"
+        beir_settings = beir_settings.model_copy(update={"milvus_collection": prefix})
+        # The local build under the cache (shared with the local backend), then its sync.
+        build_milvus_index(beir_settings, embedder=embedder, progress=build_progress)
+    else:
+        build_index(beir_settings, embedder=embedder, progress=build_progress)
     beir_settings = beir_settings.model_copy(update={"answers": False})
     pipeline = Pipeline.open(beir_settings, embedder=embedder)
     # Passages are fetched until `depth` distinct documents are seen (or the corpus ends).
-    passages = min(len(pipeline.index.chunks), depth * 3)
+    passages = min(pipeline.index.manifest.chunk_count, depth * 3)
     reports = []
     modes = list(modes)
     for m, mode in enumerate(modes):
@@ -323,7 +335,8 @@ def evaluate_beir(
         reports.append(ModeReport(mode=mode, metrics=metrics, intervals=intervals))
     summary = _settings_summary(beir_settings, passages)
     summary["corpus"] = str(dataset)
-    summary["passages"] = len(pipeline.index.chunks)
+    summary["passages"] = pipeline.index.manifest.chunk_count
+    summary["backend"] = settings.backend
     return EvalReport(
         dataset=f"BEIR {dataset.name}",
         settings=summary,
