@@ -156,8 +156,13 @@ def run_cli(*args: str, env: dict[str, str]):
 @pytest.mark.parametrize(
     "command", [["ask", "Where is Camp Ashraf?"], ["index"], ["serve", "--port", "0"]]
 )
-def test_unreachable_milvus_is_one_line_and_exit_2(command, uri: str, message: str):
-    env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_BACKEND": "milvus", "RAG_MILVUS_URI": uri}
+@pytest.mark.parametrize("chosen_by", ["RAG_BACKEND", "--backend"])
+def test_unreachable_milvus_is_one_line_and_exit_2(command, uri: str, message: str, chosen_by: str):
+    env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_MILVUS_URI": uri}
+    if chosen_by == "RAG_BACKEND":
+        env["RAG_BACKEND"] = "milvus"
+    else:
+        command = [*command, "--backend", "milvus"]
     result = run_cli(*command, env=env)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and result.stderr.count("\n") == 1

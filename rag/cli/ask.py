@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from rag.cli.common import (
+    BackendOpt,
     CorpusOpt,
     IndexDirOpt,
     JsonOpt,
@@ -136,6 +137,7 @@ def ask(
     corpus: CorpusOpt = None,
     index_dir: IndexDirOpt = None,
     model: ModelOpt = None,
+    backend: BackendOpt = None,
 ) -> None:
     """Answer a question with the passages that answer it, each with its citation.
     Builds the index first when there is none or the corpus changed.
@@ -150,7 +152,12 @@ def ask(
         raise typer.BadParameter("give either a QUESTION or --questions FILE")
     settings = as_built(
         load_settings(
-            corpus_dir=corpus, index_dir=index_dir, model=model, mode=mode, max_per_doc=max_per_doc
+            corpus_dir=corpus,
+            index_dir=index_dir,
+            model=model,
+            mode=mode,
+            max_per_doc=max_per_doc,
+            backend=backend,
         )
     )
     many = read_questions(questions_file) if questions_file is not None else None

@@ -38,6 +38,12 @@ ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="sentence-transformers model name or folder [env RAG_MODEL]"),
 ]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend", help="Where the index is served from: local or milvus [env RAG_BACKEND]"
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 

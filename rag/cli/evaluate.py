@@ -10,6 +10,7 @@ import typer
 from rich.text import Text
 
 from rag.cli.common import (
+    BackendOpt,
     CorpusOpt,
     IndexDirOpt,
     ModelOpt,
@@ -77,6 +78,7 @@ def run(
     ] = None,
     corpus: CorpusOpt = None,
     index_dir: IndexDirOpt = None,
+    backend: BackendOpt = None,
 ) -> None:
     """Hit@1, Hit@5, MRR@10, document Recall@5 and nDCG@10, answer accuracy, exact
     citations and latency on a question set, in every retrieval mode, with 95% bootstrap
@@ -90,7 +92,7 @@ def run(
     from rag.pipeline import Pipeline
     from rag.questions import load_questions
 
-    settings = as_built(load_settings(corpus_dir=corpus, index_dir=index_dir))
+    settings = as_built(load_settings(corpus_dir=corpus, index_dir=index_dir, backend=backend))
     qs = load_questions(questions)
     embedder = _embedder(settings)
     ensure(settings, embedder)
@@ -125,18 +127,20 @@ def beir(
     json_file: JsonFileOpt = None,
     report: ReportOpt = None,
     model: ModelOpt = None,
+    backend: BackendOpt = None,
 ) -> None:
     """nDCG@10, MRR@10 and Recall@100 on a BEIR dataset (indexed once per content hash
-    under RAG_CACHE_DIR). With RAG_BACKEND=milvus that build is synced to the dataset's own
+    under RAG_CACHE_DIR). With --backend milvus that build is synced to the dataset's own
     collections at RAG_MILVUS_URI (RAG_MILVUS_COLLECTION + "_beir_<name>_<hash>") and the
     questions are answered from there.
 
-    Example:  rag eval beir ../shared/bench/cranfield --report eval/cranfield.md
+    Examples:  rag eval beir ../shared/bench/cranfield --report eval/cranfield.md
+               rag eval beir ../shared/bench/cranfield --backend milvus
     """
     from rag.evaluation import evaluate_beir
     from rag.options import MODES
 
-    settings = load_settings(model=model)
+    settings = load_settings(model=model, backend=backend)
     tick, stop = progress_printer("questions")
     build_tick, build_stop = progress_printer("embedding")
     try:

@@ -8,6 +8,7 @@ import typer
 from rich.text import Text
 
 from rag.cli.common import (
+    BackendOpt,
     CorpusOpt,
     IndexDirOpt,
     ModelOpt,
@@ -34,6 +35,7 @@ def index(
         int | None, typer.Option(help="Characters shared by neighbours [env RAG_CHUNK_OVERLAP]")
     ] = None,
     rebuild: Annotated[bool, typer.Option(help="Embed everything again.")] = False,
+    backend: BackendOpt = None,
 ) -> None:
     """Build the index, or update it: only new and changed passages are embedded.
 
@@ -49,6 +51,7 @@ def index(
             model=model,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
+            backend=backend,
         )
     )
     print_build(build(settings, embedder_for(settings), rebuild=rebuild))

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from rag.cli.common import CorpusOpt, IndexDirOpt, ModelOpt, app, as_built, err, handle_errors
+from rag.cli.common import (
+    BackendOpt,
+    CorpusOpt,
+    IndexDirOpt,
+    ModelOpt,
+    app,
+    as_built,
+    err,
+    handle_errors,
+)
 from rag.settings import load_settings
 
 
@@ -19,6 +28,7 @@ def serve(
     corpus: CorpusOpt = None,
     index_dir: IndexDirOpt = None,
     model: ModelOpt = None,
+    backend: BackendOpt = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs). Loopback only unless --host says
     otherwise; the index is built first if there is none.
@@ -28,7 +38,14 @@ def serve(
     from api.server import check_port_free, serve
 
     settings = as_built(
-        load_settings(corpus_dir=corpus, index_dir=index_dir, model=model, host=host, port=port)
+        load_settings(
+            corpus_dir=corpus,
+            index_dir=index_dir,
+            model=model,
+            host=host,
+            port=port,
+            backend=backend,
+        )
     )
     check_port_free(settings.host, settings.port)
     if settings.backend == "milvus":  # unreachable: one line and exit 2, not a 503 later
