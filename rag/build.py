@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def build_index(
     index_dir = Path(settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     report = BuildReport()
-    with build_lock(index_dir):
+    with build_lock(index_dir), ExitStack() as on_exit:
         for staging in remove_abandoned_exports(index_dir):
             LOG.warning("removed %s, left by an interrupted model export", staging.name)
         if rebuild:
@@ -123,6 +124,7 @@ def build_index(
                 found.add((c.vector_key for c in previous.chunks), previous.vectors)
             found.add((k.decode() for k in previous.span_keys.tolist()), previous.span_vectors)
         cache = VectorCache(index_dir)
+        on_exit.callback(cache.close)  # on every way out, errors too
         vectors_of = VectorSupply(found, cache, settings, embedder, progress)
 
         # Documents stream in from the reader processes; each is cut and its new texts
@@ -182,7 +184,6 @@ def build_index(
             and all(old[d.doc_id].mtime_ns == d.mtime_ns for d in documents)
             and previous.intact()  # else a damaged file is repaired by publishing again
         ):
-            cache.close()
             report.up_to_date = True
             report.chunks = old_manifest.chunk_count
             if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
@@ -251,7 +252,6 @@ def build_index(
             {doc.sha256: doc.text for doc in documents if doc.extracted},
         )
         cache.prune(settings.vector_cache_mb * 2**20)
-        cache.close()
         if settings.fast_queries and isinstance(embedder, SentenceTransformerEmbedder):
             export_fast_encoder(settings, embedder)
         report.chunks = len(chunks)

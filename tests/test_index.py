@@ -128,8 +128,19 @@ def test_build_failure_before_publish_keeps_old_index(
         raise OSError("disk full")
 
     monkeypatch.setattr("rag.publish.publish_build", crash)
+    from rag.vector_cache import VectorCache
+
+    opened: list[VectorCache] = []
+    real_init = VectorCache.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(VectorCache, "__init__", recording_init)
     with pytest.raises(OSError):
         build_index(fake_settings, embedder=FakeEmbedder())
+    assert opened and all(c._db is None for c in opened)  # the failed build closed its cache
     after = load_index(fake_settings.index_dir)
     assert after.path == before.path and len(after.chunks) == len(before.chunks)
     response = Pipeline(fake_settings, after, FakeEmbedder()).ask("Amnesty report")
