@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.build import BuildReport, build_index
 from rag.embedding import Embedder, embedder_for, vector_key
-from rag.errors import BackendUnavailable, DocumentNotFound, IndexCorrupt, IndexMismatch
+from rag.errors import BackendUnavailable, IndexCorrupt, IndexMismatch
 from rag.milvus_search import MilvusIndex, search_milvus
 from rag.milvus_store import (
     SAME_INDEX,
@@ -28,7 +28,7 @@ from rag.milvus_store import (
 from rag.milvus_sync import SyncReport, sync_index
 from rag.models import Hit
 from rag.pipeline import Pipeline, ensure_index
-from rag.search import hit_of
+from rag.search import hits_of, require_documents
 from rag.settings import Settings
 from rag.store import current_build, live_manifest
 from rag.vector_sources import Progress
@@ -210,19 +210,13 @@ class MilvusPipeline(Pipeline):
         explain: bool,
     ) -> list[Hit]:
         index: MilvusIndex = self.index  # type: ignore[assignment]
-        unknown = [d for d in doc_ids or [] if d not in index.documents]
-        if unknown:
-            raise DocumentNotFound(
-                f"no document {unknown[0]!r} in the index (GET /documents or `rag docs` lists them)"
-            )
+        require_documents(index.documents, doc_ids or [])
         view, found = search_milvus(
             index, xq, text, k, mode=mode,  # type: ignore[arg-type]
             doc_ids=doc_ids, fusion=self.settings.fusion,
             max_per_doc=max_per_doc or self.settings.max_per_doc,
         )  # fmt: skip
-        if min_score is not None:
-            found = [c for c in found if c.score >= min_score]
-        return [hit_of(view, c, rank, explain) for rank, c in enumerate(found, 1)]
+        return hits_of(view, found, min_score, explain)
 
     def span_vectors(self, texts: list[str]) -> np.ndarray:
         """Answer-span vectors from the spans collection; one it lacks is embedded now."""

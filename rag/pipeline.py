@@ -27,7 +27,7 @@ from rag.models import DocumentInfo, Hit, QueryResponse
 from rag.onnx_encoder import export_fast_encoder
 from rag.options import SearchOptions
 from rag.params import settings_as_built
-from rag.search import Effort, hit_of, rows_of_documents, search
+from rag.search import Effort, hits_of, rows_of_documents, search
 from rag.settings import Settings
 from rag.store import IndexData, current_build, load_index
 from rag.vector_sources import Progress
@@ -174,9 +174,7 @@ class Pipeline:
             max_per_doc=max_per_doc or self.settings.max_per_doc,
             effort=Effort(self.settings.hnsw_ef_search, self.settings.ivf_nprobe),
         )
-        if min_score is not None:
-            found = [c for c in found if c.score >= min_score]
-        return [hit_of(self.index, c, rank, explain) for rank, c in enumerate(found, 1)]
+        return hits_of(self.index, found, min_score, explain)
 
     def ask_many(
         self,

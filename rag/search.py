@@ -4,6 +4,7 @@ appear in several documents come back once; a per-document cap keeps results div
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -320,13 +321,27 @@ def search(
     return found
 
 
-def rows_of_documents(index: IndexData, doc_ids: list[str]) -> np.ndarray:
-    """Rows of the passages of `doc_ids`; an id that is not indexed is an error."""
-    unknown = [d for d in doc_ids if d not in index.documents]
+def require_documents(documents: Container[str], doc_ids: list[str]) -> None:
+    """An id in `doc_ids` that is not indexed is an error (on every backend)."""
+    unknown = [d for d in doc_ids if d not in documents]
     if unknown:
         raise DocumentNotFound(
             f"no document {unknown[0]!r} in the index (GET /documents or `rag docs` lists them)"
         )
+
+
+def hits_of(
+    index: IndexData, found: list[Candidate], min_score: float | None, explain: bool
+) -> list[Hit]:
+    """Ranked candidates as hits, those under `min_score` left out."""
+    if min_score is not None:
+        found = [c for c in found if c.score >= min_score]
+    return [hit_of(index, c, rank, explain) for rank, c in enumerate(found, 1)]
+
+
+def rows_of_documents(index: IndexData, doc_ids: list[str]) -> np.ndarray:
+    """Rows of the passages of `doc_ids`; an id that is not indexed is an error."""
+    require_documents(index.documents, doc_ids)
     rows = sorted({r for doc_id in doc_ids for r in index.rows_by_doc.get(doc_id, [])})
     return np.array(rows, dtype=np.int64)
 
