@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answer_types import carries_new, expected_type
-from rag.chunking import is_heading, passage_spans
+from rag.answer_types import Expected, carries_new, expected_type, values_of
+from rag.chunking import Chunk, is_heading, passage_spans
 from rag.lexical import LexicalIndex, tokenize
-from rag.models import Answer, Hit
+from rag.models import Answer, Hit, Quote
+from rag.structure import SECTION_SEPARATOR
 
 # Which span answers (a conditional logit of "this span holds an answer" on the spans of
 # the dev questions' top passages; its decision value is the selection score).
@@ -45,6 +46,13 @@ CONFIDENCE_WEIGHTS = {
     "unseen": -0.716,
 }
 PASSAGES_READ = 3  # spans are taken from this many top passages
+# "Which version ...?" and "When ...?" over release notes and changelogs: the bullet says
+# what changed, the heading it sits under says in which release and when ("0.73.0
+# (2022-01-23)"). A span that carries no such value of its own answers through that heading.
+HEADED_KINDS = ("version", "date")
+HEADING_LOOKBACK = 64  # passages searched back for a heading of a passage's section path
+_HEADING_CHARS = 100  # a line standing alone longer than this is prose, not a heading
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
 # The words that give a question its form say nothing about what it is about.
 _QUESTION_FORM = re.compile(
     r"\b(how|many|much|long|what|which|who|whom|whose|when|where|why|did|does|do|was|were|"
@@ -54,14 +62,32 @@ _QUESTION_FORM = re.compile(
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A heading line of a document: where it is, and the passage that holds it."""
+
+    chunk_id: str
+    start: int  # offsets into the document
+    end: int
+    line: int  # 1-based line of `start`
+    text: str
+
+
+@dataclass(frozen=True)
 class SpanScore:
-    """A candidate answer span and what is known about it."""
+    """A candidate answer span and what is known about it; `heading`: the heading above it
+    that gives the asked-for version or date, when the span itself gives none."""
 
     hit: Hit
     start: int  # offsets into the document
     end: int
     text: str
     features: dict[str, float]
+    heading: Heading | None = None
+
+    @property
+    def answer_text(self) -> str:
+        """What the span answers with: its own text, or the heading it answers through."""
+        return self.heading.text if self.heading is not None else self.text
 
     @property
     def selection(self) -> float:
@@ -91,22 +117,91 @@ def confidence(features: dict[str, float], weights: dict[str, float] = CONFIDENC
 Candidate = tuple[Hit, int, int, str, int]  # hit, start and end in the document, text, sentences
 
 
-def candidate_spans(
-    hits: list[Hit], passages: int = PASSAGES_READ, headings: bool = False
-) -> list[Candidate]:
+def candidate_spans(hits: list[Hit], passages: int = PASSAGES_READ) -> list[Candidate]:
     """The spans of the top `passages` passages, with offsets into their documents.
-    Headings name a topic and do not answer, except (`headings`) a question for a version
-    or a date: release notes give both only in their headings ("0.34.0 (December 15,
-    2024)")."""
+    Headings name a topic and do not answer by themselves: a version or a date that only a
+    heading gives answers through the spans under it (`heading_over`)."""
     return [
         (hit, hit.start_char + start, hit.start_char + end, hit.text[start:end], n)
         for hit in hits[:passages]
         for start, end, n in passage_spans(hit.text, hit.section)
-        if headings or not is_heading(hit.text[start:end], hit.section)
+        if not is_heading(hit.text[start:end], hit.section)
     ]
 
 
 SpanVectors = Callable[[list[str]], np.ndarray]  # span texts -> their vectors
+# Up to n passages of a hit's document before it, nearest first (the backend's lookup).
+EarlierPassages = Callable[[Hit, int], list[Chunk]]
+
+
+def _stands_alone(text: str, start: int, end: int, section: str) -> bool:
+    """Whether the line text[start:end] of a passage is a heading: one of its section path,
+    or a short line that is a paragraph of its own, neither a list item nor a sentence
+    (the headings of small sections joined into one passage are not on its path)."""
+    line = text[start:end].strip()
+    if is_heading(line, section):
+        return True
+    alone = (start == 0 or text[max(0, start - 2) : start] == "\n\n") and (
+        end == len(text) or text[end : end + 2] == "\n\n"
+    )
+    return (
+        alone
+        and len(line) <= _HEADING_CHARS
+        and not _LIST_ITEM.match(line)
+        and not line.endswith((".", ":", ";", ",", "!", "?"))
+    )
+
+
+def _heading_at(chunk_id: str, offset: int, line: int, text: str, match: re.Match) -> Heading:
+    """The heading line `match` of a passage text that starts at document `offset`."""
+    lead = len(match.group()) - len(match.group().lstrip())
+    body = match.group().strip()
+    start = offset + match.start() + lead
+    return Heading(
+        chunk_id, start, start + len(body), line + text.count("\n", 0, match.start()), body
+    )
+
+
+def heading_over(
+    hit: Hit,
+    start: int,
+    question: str,
+    kind: Expected,
+    earlier: EarlierPassages | None,
+    on_path: dict[str, Heading | None] | None = None,
+) -> Heading | None:
+    """The nearest heading with a value of `kind` above the span at document offset `start`
+    of `hit` (a heading line of the passage above the span, else the deepest such heading of
+    its section path, found in the passages before it), when that value is one the question
+    does not name. Only the heading the span sits under: one further back is another
+    release's. `on_path` keeps the section path's heading per passage across its spans
+    (one lookup of the passages before it, a round trip on Milvus)."""
+    lines = [m for m in re.finditer(r"[^\n]+", hit.text) if hit.start_char + m.end() <= start]
+    for m in reversed(lines):
+        if values_of(m.group(), kind) and _stands_alone(hit.text, m.start(), m.end(), hit.section):
+            if not carries_new(m.group(), question, kind):
+                return None  # the span's own release, which the question names
+            return _heading_at(hit.chunk_id, hit.start_char, hit.line_start, hit.text, m)
+    on_path = {} if on_path is None else on_path
+    if hit.chunk_id not in on_path:
+        on_path[hit.chunk_id] = _path_heading(hit, question, kind, earlier)
+    return on_path[hit.chunk_id]
+
+
+def _path_heading(
+    hit: Hit, question: str, kind: Expected, earlier: EarlierPassages | None
+) -> Heading | None:
+    """The deepest heading of the hit's section path with a value of `kind`, where it stands
+    in the passages before the hit, when the question does not name that value."""
+    path = hit.section.split(SECTION_SEPARATOR)
+    wanted = next((p for p in reversed(path) if values_of(p, kind)), None)
+    if wanted is None or earlier is None or not carries_new(wanted, question, kind):
+        return None
+    for chunk in earlier(hit, HEADING_LOOKBACK):
+        for m in reversed(list(re.finditer(r"[^\n]+", chunk.text))):
+            if m.group().strip() == wanted:
+                return _heading_at(chunk.chunk_id, chunk.start, chunk.line_start, chunk.text, m)
+    return None
 
 
 def _terms(text: str) -> set[str]:
@@ -128,6 +223,7 @@ def score_spans(
     hits: list[Hit],
     vectors_of: SpanVectors,
     lexical: LexicalIndex | None,
+    earlier: EarlierPassages | None = None,
 ) -> list[SpanScore]:
     """Every span of the top passages with its features:
 
@@ -140,12 +236,13 @@ def score_spans(
     - novelty: share of the span's words the question does not already use (a span that
       only restates the question does not answer it);
     - type_missing: the question asks for a number, date, name or place and the span
-      holds none that the question does not already name;
+      holds none that the question does not already name (for a version or a date, nor
+      does the heading it sits under: `heading_over`);
     - rank, pair: the passage's rank (0 for the first) and a second sentence of context;
     - unseen: share of the question's content words that no passage uses.
     """
     kind = expected_type(question)
-    candidates = candidate_spans(hits, headings=kind in ("version", "date"))
+    candidates = candidate_spans(hits)
     if not candidates:
         return []
     wanted = _terms(question)
@@ -168,9 +265,14 @@ def score_spans(
         for hit, own in zip(passages, terms[len(candidates) :], strict=True)
     }
     scored = []
+    on_path: dict[str, Heading | None] = {}
     for (hit, start, end, text, n), cosine, own in zip(
         candidates, cosines.tolist(), terms, strict=False
     ):
+        carries = carries_new(text, question, kind)
+        heading = None
+        if not carries and kind in HEADED_KINDS:
+            heading = heading_over(hit, start, question, kind, earlier, on_path)
         scored.append(
             SpanScore(
                 hit,
@@ -183,11 +285,12 @@ def score_spans(
                     "anchor": _weighted_share(subject, own),
                     "context": context[hit.chunk_id],
                     "novelty": len(own - wanted) / len(own) if own else 0.0,
-                    "type_missing": 0.0 if carries_new(text, question, kind) else 1.0,
+                    "type_missing": 0.0 if carries or heading is not None else 1.0,
                     "rank": float(hit.rank - 1),
                     "pair": float(n - 1),
                     "unseen": unseen,
                 },
+                heading,
             )
         )
     return scored
@@ -207,21 +310,42 @@ def best_span(scored: list[SpanScore]) -> SpanScore | None:
     return max((scored[i] for i in typed(scored)), key=lambda s: s.selection) if scored else None
 
 
-def answer_of(best: SpanScore, sure: float) -> Answer:
-    """The answer from the best span and its confidence `sure`, cited like its passage."""
+def quote_of(best: SpanScore) -> Quote:
+    """The span itself, cited inside its passage."""
     hit = best.hit
-    lead = hit.text[: best.start - hit.start_char]
-    return Answer(
+    line = hit.line_start + hit.text.count("\n", 0, best.start - hit.start_char)
+    return Quote(
         text=best.text,
         doc_id=hit.doc_id,
-        title=hit.title,
-        section=hit.section,
         chunk_id=hit.chunk_id,
         start_char=best.start,
         end_char=best.end,
-        line_start=hit.line_start + lead.count("\n"),
-        line_end=hit.line_start + lead.count("\n") + best.text[:-1].count("\n"),
+        line_start=line,
+        line_end=line + best.text[:-1].count("\n"),
         doc_sha256=hit.doc_sha256,
+    )
+
+
+def answer_of(best: SpanScore, sure: float) -> Answer:
+    """The answer from the best span and its confidence `sure`, cited like its passage; a
+    span that answers through its heading gives the heading, cited where it stands, with
+    the span as the evidence."""
+    quote, hit, heading = quote_of(best), best.hit, best.heading
+    fields = quote.model_dump()
+    if heading is not None:
+        fields.update(
+            text=heading.text,
+            chunk_id=heading.chunk_id,
+            start_char=heading.start,
+            end_char=heading.end,
+            line_start=heading.line,
+            line_end=heading.line,
+        )
+    return Answer(
+        **fields,
+        title=hit.title,
+        section=hit.section,
         rank=hit.rank,
         confidence=round(sure, 4),
+        evidence=quote if heading is not None else None,
     )

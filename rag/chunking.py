@@ -11,7 +11,7 @@ from rag.structure import SECTION_SEPARATOR, Layout, analyze_layout, split_sente
 
 # Bumped whenever chunk boundaries or their answer spans change for the same settings, so
 # that indexes rebuild.
-CHUNKER_VERSION = 5
+CHUNKER_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -147,14 +147,18 @@ def merge_small_sections(runs: list[_Run], size: int, title: str) -> list[_Run]:
         fits = last is not None and run.pieces[-1][1] - last.pieces[0][0] <= size
         # A heading with nothing under it goes with what follows it, not what precedes it.
         if last and fits and run.joins_previous and (run.prose or not last.prose):
-            out[-1] = _Run(
-                _shared_section(last.section, run.section, title),
-                last.pieces + run.pieces,
-                last.prose or run.prose,
-                last.joins_previous,
-            )
+            section = _shared_section(last.section, run.section, title)
+        elif last and run.joins_previous and not last.prose and run.prose:
+            # ... however long that is ("## 0.62.0" over a long "### Features"): its first
+            # passage starts with the heading, which would otherwise be in no passage.
+            nested = run.section.startswith(last.section + SECTION_SEPARATOR)
+            section = run.section if nested else _shared_section(last.section, run.section, title)
         else:
             out.append(run)
+            continue
+        out[-1] = _Run(
+            section, last.pieces + run.pieces, last.prose or run.prose, last.joins_previous
+        )
     return [run for run in out if run.prose]
 
 

@@ -176,6 +176,16 @@ class MilvusIndex:
                 found[row["key"]] = np.asarray(row["vector"], dtype=np.float16)
         return found
 
+    def passages_before(self, doc_id: str, ordinal: int, count: int) -> list[Chunk]:
+        """Up to `count` passages of `doc_id` before passage `ordinal`, nearest first (their
+        ids are `doc_id#ordinal`: looked up by primary key)."""
+        ids = [f"{doc_id}#{i}" for i in range(ordinal - 1, max(-1, ordinal - 1 - count), -1)]
+        rows = (
+            self.client.get(self.names.passages, ids=ids, output_fields=_ROW_FIELDS) if ids else []
+        )
+        chunks = [_chunk(r) for r in rows if self._current(r)]
+        return sorted(chunks, key=lambda c: -c.ordinal)
+
     # -- the view ------------------------------------------------------------------------
     def _current(self, row: dict) -> bool:
         record = self.documents.get(row["doc_id"])
@@ -229,15 +239,7 @@ class MilvusIndex:
         # citations would name a record this process does not hold.
         rows = [r for r in rows if self._current(r)]
         rows.sort(key=self.row_key)
-        chunks = [
-            Chunk(
-                chunk_id=r["chunk_id"], doc_id=r["doc_id"], ordinal=int(r["ordinal"]),
-                start=int(r["start"]), end=int(r["end"]), line_start=int(r["line_start"]),
-                line_end=int(r["line_end"]), section=r["section"], text=r["text"],
-                vector_key=r["vector_key"],
-            )
-            for r in rows
-        ]  # fmt: skip
+        chunks = [_chunk(r) for r in rows]
         dimension = self.manifest.dimension
         vectors = np.array([r["vector"] for r in rows], dtype=np.float32).reshape(-1, dimension)
         tokens = [r["bm25_text"].split() for r in rows]
@@ -268,6 +270,16 @@ class MilvusIndex:
         )  # fmt: skip
         index.documents = self.documents  # the whole index's records: citations need them
         return index
+
+
+def _chunk(row: dict) -> Chunk:
+    """A passage as the local backend holds it, from its row in the passages collection."""
+    return Chunk(
+        chunk_id=row["chunk_id"], doc_id=row["doc_id"], ordinal=int(row["ordinal"]),
+        start=int(row["start"]), end=int(row["end"]), line_start=int(row["line_start"]),
+        line_end=int(row["line_end"]), section=row["section"], text=row["text"],
+        vector_key=row["vector_key"],
+    )  # fmt: skip
 
 
 def search_milvus(

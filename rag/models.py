@@ -55,6 +55,12 @@ class Hit(Location):
     explain: Explanation | None = Field(None, description="Present when asked for.")
 
 
+class Quote(Location):
+    """A span of a document, cited, with its text."""
+
+    text: str
+
+
 class Answer(Location):
     """The span that answers the question, cited like a hit (`chunk_id`: its passage)."""
 
@@ -63,6 +69,12 @@ class Answer(Location):
     section: str = Field(description="Heading the answer sits under, else the title.")
     rank: int = Field(ge=1, description="Rank of the passage the answer comes from.")
     confidence: float = Field(ge=0.0, le=1.0)
+    evidence: Quote | None = Field(
+        None,
+        description="When the answer is the heading a sentence sits under (the version and "
+        "date of a release note), that sentence, inside the passage ranked `rank`; the "
+        "answer's own citation is the heading's.",
+    )
 
 
 class QueryResponse(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from rag.answer import SpanScore, answer_of, best_span, confidence, score_spans
 from rag.build import BuildReport, build_index
+from rag.chunking import Chunk
 from rag.embedding import (
     Embedder,
     SentenceTransformerEmbedder,
@@ -136,8 +137,13 @@ class Pipeline:
             answerable = best is not None and sure >= self.settings.answer_threshold
             answer = answer_of(best, sure) if best is not None and answerable else None
             if answer is not None:  # its own page: a passage may cross a page break
-                page = self.index.documents[answer.doc_id].page_of(answer.start_char)
-                answer = answer.model_copy(update={"page": page})
+                page_of = self.index.documents[answer.doc_id].page_of
+                update: dict[str, Any] = {"page": page_of(answer.start_char)}
+                if answer.evidence is not None:
+                    update["evidence"] = answer.evidence.model_copy(
+                        update={"page": page_of(answer.evidence.start_char)}
+                    )
+                answer = answer.model_copy(update=update)
         took_ms = (time.perf_counter() - started) * 1000
         return QueryResponse(
             question=text,
@@ -208,7 +214,17 @@ class Pipeline:
             return []
         if xq is None:
             xq = embed_query(self.embedder, question)
-        return score_spans(question, xq, hits, self.span_vectors, self.index.lexical)
+        return score_spans(
+            question, xq, hits, self.span_vectors, self.index.lexical, self.passages_before
+        )
+
+    def passages_before(self, hit: Hit, count: int) -> list[Chunk]:
+        """Up to `count` passages of the hit's document before it, nearest first: where the
+        heading a passage sits under stands when the passage does not start with it."""
+        ordinal = int(hit.chunk_id.rsplit("#", 1)[1])
+        rows = self.index.rows_by_doc.get(hit.doc_id, [])  # in ordinal order, from 0
+        chunks = [self.index.chunks[r] for r in rows[max(0, ordinal - count) : ordinal]]
+        return [c for c in reversed(chunks) if c.ordinal < ordinal]
 
     def span_vectors(self, texts: list[str]) -> np.ndarray:
         """The vectors of these answer spans: from the index, which embedded every span of

@@ -15,6 +15,7 @@ from rag.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
+RELEASE_NOTES = REPO / "tests" / "data" / "realdocs" / "md" / "uvicorn-release-notes.md"
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +84,20 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Setti
     from rag.build import build_index
 
     settings = load_settings(corpus_dir=SEEDS, index_dir=tmp_path_factory.mktemp("seed-index"))
+    build_index(settings, embedder=real_embedder)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def release_notes_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Settings:
+    """Real release notes (tests/data/realdocs/md/uvicorn-release-notes.md) indexed once with
+    the real model: a release's version and date are its heading."""
+    from rag.build import build_index
+
+    root = tmp_path_factory.mktemp("release-notes")
+    (root / "corpus").mkdir()
+    shutil.copy(RELEASE_NOTES, root / "corpus" / RELEASE_NOTES.name)
+    settings = load_settings(corpus_dir=root / "corpus", index_dir=root / "index")
     build_index(settings, embedder=real_embedder)
     return settings
 

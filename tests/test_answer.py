@@ -7,14 +7,22 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rag.answer import SELECTION_WEIGHTS, SpanScore, candidate_spans, confidence
+from rag.answer import (
+    SELECTION_WEIGHTS,
+    SpanScore,
+    candidate_spans,
+    confidence,
+    heading_over,
+)
 from rag.answer_types import carries_new, expected_type, values_of
-from rag.chunking import SPAN_CHARS
+from rag.chunking import SPAN_CHARS, Chunk
 from rag.corpus import read_document_text
 from rag.evaluation.calibration import Collected, choose_threshold, fit_selection
 from rag.lexical import LexicalIndex
 from rag.models import Hit
 from rag.pipeline import Pipeline
+
+from .conftest import RELEASE_NOTES
 
 
 def test_confidence_is_a_probability_rising_with_evidence():
@@ -42,8 +50,6 @@ def test_candidate_spans_are_sentences_and_short_pairs_without_headings():
     spans = candidate_spans([hit])
     texts = [t for _, _, _, t, _ in spans]
     assert "Camp Ashraf" not in texts
-    dated = [t for _, _, _, t, _ in candidate_spans([hit], headings=True)]
-    assert "Camp Ashraf" in dated  # a version or date question may take a heading
     assert "It lies north. It is 77 kilometers away." in texts  # a pair within SPAN_CHARS
     assert all(len(t) <= SPAN_CHARS or n == 1 for _, _, _, t, n in spans)
     for _, start, end, span_text, _ in spans:
@@ -186,3 +192,82 @@ def test_an_index_without_span_vectors_still_answers(seed_pipeline, real_embedde
     )
     assert response.answer is not None and "77 kilometers" in response.answer.text
     assert [kind for kind, _ in counting.calls] == ["query", "document"]  # a few spans, now
+
+
+def _notes_hit(text: str, section: str, start: int, ordinal: int = 2) -> Hit:
+    return Hit(
+        rank=1, score=1.0, doc_id="notes.md", title="notes", chunk_id=f"notes.md#{ordinal}",
+        section=section, text=text, start_char=start, end_char=start + len(text),
+        line_start=10, line_end=10 + text.count("\n"), doc_sha256="0" * 64,
+    )  # fmt: skip
+
+
+def test_a_release_heading_answers_for_the_bullets_under_it():
+    document = (
+        "1.2.0 (May 3, 2024)\n\nFixed\n\n- Fix the reload loop.\n\n- Keep headers.\n\n"
+        "1.1.0 (April 2, 2024)\n\nAdded\n\n- Drop support for Python 3.8.\n"
+    )
+    first = Chunk("notes.md#0", "notes.md", 0, 0, 60, 1, 7, "1.2.0 (May 3, 2024)", document[:60])
+    # A passage that starts past its heading: the heading is on its path, in the passage before.
+    cut = document.index("- Keep")
+    later = _notes_hit(document[cut:], "1.2.0 (May 3, 2024) > Fixed", cut, ordinal=1)
+    span_at = cut
+    question = "Which release kept the headers?"
+    heading = heading_over(later, span_at, question, "version", lambda hit, n: [first])
+    assert heading is not None and heading.text == "1.2.0 (May 3, 2024)"
+    assert document[heading.start : heading.end] == heading.text and heading.line == 1
+    assert heading.chunk_id == "notes.md#0"
+    # A heading line inside the passage, above the span, comes first (small sections joined
+    # into one passage sit under the heading they share, here the file's name).
+    joined = _notes_hit(document, "notes", 0)
+    python = document.index("- Drop")
+    inside = heading_over(joined, python, "Which version dropped Python 3.8?", "version", None)
+    assert inside is not None and inside.text == "1.1.0 (April 2, 2024)"
+    assert document[inside.start : inside.end] == inside.text
+    assert inside.line == 10 + document[:python].count("\n") - 4
+    # A date question takes the same heading; one whose value the question names does not.
+    assert heading_over(joined, python, "When was Python 3.8 dropped?", "date", None) is not None
+    named = "Which release after 1.1.0 dropped Python 3.8?"
+    assert heading_over(joined, python, named, "version", None) is None
+    # Only the headings a span sits under: none above it in the passage, none on its path.
+    assert heading_over(joined, document.index("- Fix"), question, "version", None) is not None
+    top = _notes_hit("Fixed\n\n- Fix the reload loop.", "notes > Fixed", 100)
+    assert heading_over(top, 107, question, "version", lambda hit, n: [first]) is None
+    # A list item or a sentence standing alone is not a heading.
+    listed = _notes_hit("- Version 2.0.0 (June 1, 2024)\n\nThe fix.", "notes", 0)
+    assert heading_over(listed, 33, question, "version", None) is None
+
+
+def test_an_answer_through_its_heading_cites_both(release_notes_index, real_embedder):
+    """Real release notes (tests/data/realdocs/md/uvicorn-release-notes.md): the bullet that
+    says what changed sits under the release's heading, which answers "which version"."""
+    from rag.sources import read_cited_span
+    from rag.store import load_index
+
+    settings = release_notes_index
+    corpus, source = settings.corpus_dir, RELEASE_NOTES
+    pipeline = Pipeline.open(settings, embedder=real_embedder)
+    index = load_index(settings.index_dir)
+    record = index.documents[source.name]
+    earlier = "Which Uvicorn version added an option to set the websocket ping interval?"
+    for question, version, said in [
+        ("Which Uvicorn version dropped the logger= config setting?", "0.10.0", "logger="),
+        ("When did Uvicorn add the WebSocketsSansIOProtocol?", "0.35.0", "WebSocketsSansIO"),
+        (earlier, "0.15.0", "ping interval"),  # the heading is in the passage before
+    ]:
+        response = pipeline.ask(question)
+        answer = response.answer
+        assert answer is not None and answer.text.startswith(version), (question, answer)
+        evidence = answer.evidence
+        assert evidence is not None and said in evidence.text
+        for quote in (answer, evidence):
+            where = (quote.start_char, quote.end_char)
+            assert read_cited_span(corpus, record, *where, build=index.path).text == quote.text
+        source_hit = response.hits[answer.rank - 1]
+        assert source_hit.start_char <= evidence.start_char < evidence.end_char
+        assert evidence.end_char <= source_hit.end_char
+        assert answer.start_char < evidence.start_char  # the heading stands above
+        assert answer.chunk_id.startswith(source.name + "#")
+        if question == earlier:
+            assert answer.chunk_id != source_hit.chunk_id
+            assert answer.text not in source_hit.text

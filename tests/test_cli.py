@@ -77,6 +77,17 @@ def test_ask_builds_the_index_on_first_use(
     assert "005_new.txt" in result.stdout
 
 
+def test_an_answer_that_is_a_release_heading_shows_what_it_rests_on(release_notes_index):
+    settings = release_notes_index
+    env = {"RAG_CORPUS_DIR": str(settings.corpus_dir), "RAG_INDEX_DIR": str(settings.index_dir)}
+    result = rag("ask", "Which Uvicorn version dropped the logger= config setting?", env=env)
+    assert result.exit_code == 0, result.output
+    answer, _, passages = result.stdout.partition("under it:")
+    assert "0.10.0 (October 29, 2019)" in answer
+    assert "- Dropped logger= config setting." in passages.split("\n\n")[0]
+    assert "[[- Dropped logger= config setting.]]" in passages  # marked in its passage
+
+
 def test_index_docs_and_show(seed_index):
     env = {"RAG_CORPUS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(seed_index.index_dir)}
     result = rag("index", env=env)

@@ -284,3 +284,25 @@ def test_cross_validated_choice_scores_the_choice_on_held_out_questions():
     held_out, chosen = cross_validated_choice(table)
     assert chosen == "good"
     assert held_out == pytest.approx(good.mean(), abs=0.02)
+
+
+def test_a_result_with_figures_that_do_not_apply_reads_back_for_compare(tmp_path: Path):
+    """A set without unanswerable questions has no abstention recall: NaN, written as null,
+    which `--compare` must read back."""
+    from rag.cli.evaluate import _read_report
+    from rag.evaluation.results import EvalReport, ModeReport
+    from rag.evaluation.stats import moved_lines
+
+    mode = ModeReport(
+        mode="hybrid",
+        metrics={"Hit@1": 1.0, "abstain recall": math.nan},
+        intervals={"abstain recall": (math.nan, math.nan)},
+    )
+    report = EvalReport(dataset="d", settings={}, created="now", modes=[mode])
+    path = tmp_path / "before.json"
+    path.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    assert '"abstain recall": null' in path.read_text(encoding="utf-8")
+    back = _read_report(path)
+    assert math.isnan(back.modes[0].metrics["abstain recall"])
+    assert back.modes[0].metrics["Hit@1"] == 1.0
+    assert moved_lines(back, report)[0].startswith("hybrid")

@@ -35,7 +35,7 @@ def mixed(tmp_path: Path) -> Path:
 def test_mixed_folder_summary_and_exact_citations_for_every_format(mixed: Path, tmp_path):
     settings = load_settings(corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake")
     report = build_index(settings, embedder=FakeEmbedder())
-    assert report.formats == {"markdown": 2, "html": 2, "pdf": 1, "docx": 2, "text": 1}
+    assert report.formats == {"markdown": 3, "html": 2, "pdf": 1, "docx": 2, "text": 1}
     assert report.skipped_reasons == {"encrypted": 1, "no text layer": 1}
     assert report.unsupported == {".odt": 1}
     index = load_index(settings.index_dir)
@@ -74,7 +74,7 @@ def test_rag_index_prints_the_summary(mixed: Path, tmp_path, monkeypatch):
         ["index", "--corpus", str(mixed), "--index-dir", str(tmp_path / "i"), "--model", "fake"],
     )
     assert result.exit_code == 0, result.output
-    assert "read: 2 docx, 2 html, 2 markdown, 1 pdf, 1 text" in result.stderr
+    assert "read: 2 docx, 2 html, 3 markdown, 1 pdf, 1 text" in result.stderr
     assert "skipped: 1 encrypted, 1 no text layer" in result.stderr
     assert "not read (extension not in RAG_EXTENSIONS): 1 .odt" in result.stderr
 
@@ -84,7 +84,7 @@ def test_the_extensions_setting_chooses_what_is_read(mixed: Path, tmp_path):
         corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake", extensions=".txt,.md"
     )
     report = build_index(settings, embedder=FakeEmbedder())
-    assert report.formats == {"markdown": 2, "text": 1}
+    assert report.formats == {"markdown": 3, "text": 1}
     assert report.unsupported[".pdf"] == 3 and report.unsupported[".docx"] == 2
     with pytest.raises(Exception, match="cannot be read"):
         load_settings(extensions=".txt,.odt")

@@ -100,6 +100,19 @@ def test_citations_slice_back_exactly(milvus_pipeline):
             assert cited.line_start == text.count("\n", 0, cited.start_char) + 1
 
 
+def test_passages_before_a_hit_match_the_local_backend(milvus_pipeline, seed_pipeline):
+    """Where an answer looks for the heading a passage sits under (rag.answer.heading_over)."""
+    hit = seed_pipeline.ask(QUESTIONS[0], k=1, mode="bm25").hits[0]
+    hit = hit.model_copy(update={"chunk_id": f"{hit.doc_id}#5"})
+    local = seed_pipeline.passages_before(hit, 3)
+    assert [c.ordinal for c in local] == [4, 3, 2]
+    assert milvus_pipeline.passages_before(hit, 3) == local
+    first = hit.model_copy(update={"chunk_id": f"{hit.doc_id}#0"})
+    assert (
+        milvus_pipeline.passages_before(first, 3) == seed_pipeline.passages_before(first, 3) == []
+    )
+
+
 def test_filters_and_caps_match_the_local_backend(milvus_pipeline, seed_pipeline):
     doc = "003_bddc2f2a3ccead0c.txt"
     for options in ({"doc_ids": [doc]}, {"doc_ids": [doc, "000_3adcc106da112fc4.txt"]},

@@ -69,6 +69,14 @@ def test_markdown_front_matter_is_a_title_not_text():
     assert "pip install x" in page.text  # code is content
 
 
+def test_a_first_heading_that_is_one_section_among_many_is_not_the_title():
+    notes = _read("md/uvicorn-release-notes.md")  # "## 0.35.0 (June 28, 2025)" comes first
+    assert notes.title == ""  # the file name serves (rag.passages)
+    assert "0.35.0 (June 28, 2025)" in _headings(notes)
+    assert read_markdown("# Guide\n\nText.\n\n## Part\n\nMore.\n").title == "Guide"
+    assert read_markdown("## One\n\nText.\n\n## Two\n\nMore.\n").title == ""
+
+
 def test_html_main_text_with_title_and_headings_without_page_furniture():
     page = _read("html/en.wikipedia.org.tsne.html")
     assert page.title.lower().startswith("t-distributed stochastic neighbor embedding")

@@ -250,28 +250,30 @@
     parent.append(text.slice(last));
   }
 
-  /** A passage with the answer (code-point offsets, as the server counts) and words marked. */
+  /** A passage with the answer (code-point offsets, as the server counts) and words marked;
+   * when the answer is a heading, also the sentence under it that the answer rests on. */
   function passageText(hit, answer, pattern) {
     const box = el("p", { class: "hit-text" });
     const points = Array.from(hit.text);
-    let from = 0;
-    let to = 0;
-    if (
-      answer &&
-      answer.doc_id === hit.doc_id &&
-      hit.start_char <= answer.start_char &&
-      answer.end_char <= hit.end_char
-    ) {
-      from = answer.start_char - hit.start_char;
-      to = answer.end_char - hit.start_char;
-    }
-    appendWords(box, points.slice(0, from).join(""), pattern);
-    if (to > from) {
-      const mark = el("mark", { class: "answer-span", title: "the answer" });
+    const inside = (q) =>
+      q && q.doc_id === hit.doc_id && hit.start_char <= q.start_char && q.end_char <= hit.end_char;
+    const quotes = [
+      [answer, "answer-span", "the answer"],
+      [answer && answer.evidence, "evidence-span", "what the answer rests on"],
+    ]
+      .filter(([q]) => inside(q))
+      .map(([q, cls, title]) => [q.start_char - hit.start_char, q.end_char - hit.start_char, cls, title])
+      .sort((x, y) => x[0] - y[0]);
+    let at = 0;
+    for (const [from, to, cls, title] of quotes) {
+      if (from < at) continue; // overlapping: the first one stays marked
+      appendWords(box, points.slice(at, from).join(""), pattern);
+      const mark = el("mark", { class: cls, title });
       appendWords(mark, points.slice(from, to).join(""), pattern);
       box.append(mark);
+      at = to;
     }
-    appendWords(box, points.slice(to).join(""), pattern);
+    appendWords(box, points.slice(at).join(""), pattern);
     return box;
   }
 
@@ -333,6 +335,20 @@
         ),
         el("p", { class: "source" }, "From ", citeButton(answer, answer.title, where), " ", copyButton(answer))
       );
+      if (answer.evidence) {
+        // The answer is the heading (a release's version and date) this sentence sits under.
+        const under = answer.evidence;
+        answerBox.append(
+          el(
+            "p",
+            { class: "evidence" },
+            "Under it: ",
+            el("q", null, under.text.replace(/\s+/g, " ").trim()),
+            " ",
+            citeButton(under, answer.title, lines(under))
+          )
+        );
+      }
     } else if (body.answerable === false) {
       answerBox.className = "answer none";
       answerBox.append(

@@ -46,24 +46,39 @@ def _print_answer(response: Any) -> None:
     out.print(head)
     for line in _wrap(" ".join(answer.text.split()), min(out.width, 100) - 3):
         out.print(Text("   " + line, style="bold"))
+    if answer.evidence is not None:  # the answer is the heading this sentence sits under
+        evidence = answer.evidence
+        said = Text("   under it: ", style="dim")
+        said.append(f"chars {evidence.start_char}-{evidence.end_char}", style="cyan")
+        out.print(said)
+        for line in _wrap(" ".join(evidence.text.split()), min(out.width, 100) - 3):
+            out.print(Text("   " + line))
     out.print()
 
 
 def _passage_text(hit: Any, answer: Any) -> Text:
-    """The passage, the answer highlighted in it when it comes from this passage."""
-    start, end = 0, 0
-    if answer is not None and answer.doc_id == hit.doc_id:
-        if hit.start_char <= answer.start_char and answer.end_char <= hit.end_char:
-            start, end = answer.start_char - hit.start_char, answer.end_char - hit.start_char
-    text = Text()
-    text.append(hit.text[:start])
-    if end > start:
+    """The passage, the answer highlighted in it when it comes from this passage, and the
+    sentence it rests on when the answer is the heading that sentence sits under."""
+    quotes = sorted(
+        (q.start_char - hit.start_char, q.end_char - hit.start_char)
+        for q in [answer, answer and answer.evidence]
+        if q is not None
+        and q.doc_id == hit.doc_id
+        and hit.start_char <= q.start_char
+        and q.end_char <= hit.end_char
+    )
+    text, at = Text(), 0
+    for start, end in quotes:
+        if start < at:  # overlapping: the first one stays marked
+            continue
+        text.append(hit.text[at:start])
         marked = hit.text[start:end]
         if out.is_terminal:
             text.append(marked, style="bold black on yellow")
         else:
             text.append(f"[[{marked}]]")
-    text.append(hit.text[end:])
+        at = end
+    text.append(hit.text[at:])
     return text
 
 

@@ -38,7 +38,9 @@ def collect(pipeline: Pipeline, questions: list[Question]) -> list[Collected]:
         spans = pipeline.score_spans(q.question, hits)
         answers = [a.lower() for a in q.answers]
         right = [
-            q.answerable and s.hit.doc_id in q.doc_ids and any(a in s.text.lower() for a in answers)
+            q.answerable
+            and s.hit.doc_id in q.doc_ids
+            and any(a in s.answer_text.lower() for a in answers)
             for s in spans
         ]
         rows.append(Collected(q, spans, right))

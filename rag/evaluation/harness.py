@@ -99,8 +99,8 @@ def evaluate_questions(
                 text_of(h.doc_id)[h.start_char : h.end_char] == h.text for h in response.hits
             )
             answer = response.answer
-            if answer is not None:
-                exact += text_of(answer.doc_id)[answer.start_char : answer.end_char] == answer.text
+            quoted = [q for q in (answer, answer and answer.evidence) if q is not None]
+            exact += sum(text_of(q.doc_id)[q.start_char : q.end_char] == q.text for q in quoted)
             top = response.hits[0] if response.hits else None
             results.append(
                 QuestionResult(
@@ -113,7 +113,7 @@ def evaluate_questions(
                     top_doc_id=top.doc_id if top else None,
                     top_text=top.text if top else None,
                     top_score=top.score if top else None,
-                    citations=len(response.hits) + (answer is not None),
+                    citations=len(response.hits) + len(quoted),
                     citations_exact=exact,
                     took_ms=response.took_ms,
                     answer_text=answer.text if answer else None,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+# A figure that does not apply (abstention on a set with no unanswerable question) is NaN,
+# which JSON writes as null: read back, null is NaN again (`--compare` reads old results).
+Figure = Annotated[float, BeforeValidator(lambda v: math.nan if v is None else v)]
 
 
 class QuestionResult(BaseModel):
@@ -55,9 +62,9 @@ def per_question_figures(results: list[QuestionResult]) -> dict[str, dict[str, f
 
 class ModeReport(BaseModel):
     mode: str
-    metrics: dict[str, float]
+    metrics: dict[str, Figure]
     hit_at: dict[int, float] = Field(default_factory=dict, description="Hit@k for k = 1..10.")
-    intervals: dict[str, tuple[float, float]] = Field(
+    intervals: dict[str, tuple[Figure, Figure]] = Field(
         default_factory=dict, description="95% bootstrap interval (over questions) per figure."
     )
     per_question: list[QuestionResult] = Field(default_factory=list)

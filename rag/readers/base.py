@@ -56,6 +56,7 @@ class TextBuilder:
         self.blocks: list[Block] = []
         self.length = 0
         self.path: list[tuple[int, str]] = []  # (level, heading) of the open sections
+        self.levels: list[int] = []  # of every heading, in order
 
     def _append(self, text: str) -> tuple[int, int]:
         if self.parts:
@@ -73,6 +74,7 @@ class TextBuilder:
         while self.path and self.path[-1][0] >= level:
             self.path.pop()
         self.path.append((level, text))
+        self.levels.append(level)
         start, end = self._append(text)
         label = SECTION_SEPARATOR.join(h for _, h in self.path)
         self.blocks.append(Block(start, end, "heading", label))
@@ -92,6 +94,14 @@ class TextBuilder:
 
     def build(self, title: str = "", page_starts: tuple[int, ...] = ()) -> Extracted:
         text = "".join(self.parts) + "\n"
-        first_heading = next((b.label for b in self.blocks if b.kind == "heading"), "")
-        layout = Layout(title=title.strip() or first_heading, blocks=tuple(self.blocks))
+        layout = Layout(title=title.strip() or self._heading_title(), blocks=tuple(self.blocks))
         return Extracted(text=text, layout=layout, page_starts=page_starts)
+
+    def _heading_title(self) -> str:
+        """The first heading, when it heads the whole text (no later heading at its level or
+        above); else none, and the file name serves. Release notes open with their newest
+        version ("## 0.35.0"), which is one section among many, not the title."""
+        first = next((b.label for b in self.blocks if b.kind == "heading"), "")
+        if first and all(level > self.levels[0] for level in self.levels[1:]):
+            return first
+        return ""

@@ -20,7 +20,7 @@ import pytest
 from rag.build import build_index
 from rag.settings import Settings
 
-from ..conftest import SEEDS
+from ..conftest import RELEASE_NOTES, SEEDS
 from ..test_server import free_port
 
 # The real binary: /usr/bin/chromium is a wrapper script. Playwright's own download
@@ -130,17 +130,18 @@ def write_extra_documents(corpus: Path) -> None:
 def page_index(
     tmp_path_factory: pytest.TempPathFactory, seed_index: Settings, real_embedder
 ) -> Settings:
-    """The seed index copied and brought up to date with the extra documents: only those
-    are embedded."""
+    """The seed index copied and brought up to date with the extra documents and a real
+    release-notes page: only those are embedded."""
     root = tmp_path_factory.mktemp("page")
     corpus = root / "corpus"
     shutil.copytree(SEEDS, corpus)
     write_extra_documents(corpus)
+    shutil.copy(RELEASE_NOTES, corpus / RELEASE_NOTES.name)  # answers through headings
     index_dir = root / "index"
     shutil.copytree(seed_index.index_dir, index_dir)
     settings = seed_index.model_copy(update={"corpus_dir": corpus, "index_dir": index_dir})
     report = build_index(settings, embedder=real_embedder)
-    assert report.embedded > 0 and len(report.added) == 3, report
+    assert report.embedded > 0 and len(report.added) == 4, report
     return settings
 
 

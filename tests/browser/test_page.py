@@ -91,6 +91,28 @@ def test_the_answer_comes_first_with_its_confidence_and_citation(page: Page, ser
     assert {"camp", "ashraf", "baghdad"} <= words
 
 
+def test_an_answer_that_is_a_release_heading_shows_the_sentence_under_it(
+    page: Page, server: Server
+):
+    question = "Which Uvicorn version dropped the logger= config setting?"
+    expected = api_query(server, question)
+    answer, evidence = expected["answer"], expected["answer"]["evidence"]
+    assert answer["text"].startswith("0.10.0") and "logger=" in evidence["text"], answer
+    page.goto("/")
+    ask(page, question)
+    expect(answer_text(page)).to_have_text(squeeze(answer["text"]), timeout=ANSWER_WAIT_MS)
+    under = page.locator("#answer .evidence")
+    expect(under).to_contain_text(squeeze(evidence["text"]))
+    expect(under.locator("button.cite")).to_contain_text(f"line {evidence['line_start']}")
+    # The passage it came from marks that sentence, and the heading when it holds it.
+    wait_for_passages(page, len(expected["hits"]))
+    hit = expected["hits"][answer["rank"] - 1]
+    card = page.locator("#hits > li").nth(answer["rank"] - 1)
+    expect(card.locator("mark.evidence-span")).to_have_text(squeeze(evidence["text"]))
+    holds = hit["start_char"] <= answer["start_char"] and answer["end_char"] <= hit["end_char"]
+    expect(card.locator("mark.answer-span")).to_have_count(1 if holds else 0)
+
+
 def test_a_citation_opens_the_source_at_its_span_and_copies_for_rag_show(
     page: Page, server: Server
 ):
