@@ -23,7 +23,7 @@ from rag.answer_types import Expected, carries_new, expected_type, values_of
 from rag.chunking import Chunk, is_heading, passage_spans
 from rag.lexical import LexicalIndex, tokenize
 from rag.models import Answer, Hit, Quote
-from rag.structure import SECTION_SEPARATOR
+from rag.structure import CELL_SEPARATOR, SECTION_SEPARATOR
 
 # Which span answers (a conditional logit of "this span holds an answer" on the spans of
 # the dev questions' top passages; its decision value is the selection score).
@@ -204,6 +204,23 @@ def _path_heading(
     return None
 
 
+def table_header(text: str, start: int, end: int) -> str:
+    """The first row of the table whose row is text[start:end] (a passage's line; the
+    readers write a row a line, cells joined by CELL_SEPARATOR), or "" when the line is no
+    table row, is the first row, or the table starts before the passage (its first row
+    there might be any row). A row says what it is only with its header: "github_events |
+    2.5 GB/s" is a speed of simdjson only under "file | simdjson | JSON for Modern C++"."""
+    if CELL_SEPARATOR not in text[start:end]:
+        return ""
+    first = text.rfind("\n\n", 0, start)
+    if first < 0:
+        return ""  # the table may begin before the passage
+    rows = text[first + 2 : end].split("\n")
+    if len(rows) < 2 or not all(CELL_SEPARATOR in row for row in rows):
+        return ""
+    return rows[0]
+
+
 def _terms(text: str) -> set[str]:
     return _terms_of([text])[0]
 
@@ -228,7 +245,8 @@ def score_spans(
     """Every span of the top passages with its features:
 
     - cosine: meaning, the span's vector against the question's (stored at build time);
-    - coverage: share of the question's content words in the span;
+    - coverage: share of the question's content words in the span (a table row with its
+      table's header row: `table_header`);
     - anchor: the same, each word weighted by its rarity, question words aside;
     - context: share of the question's subject (its terms weighted by rarity, question
       words aside) found in the span's passage and heading: a near-topic question about a
@@ -255,20 +273,27 @@ def score_spans(
     vectors = vectors_of([text for _, _, _, text, _ in candidates])
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
     passages = hits[:PASSAGES_READ]
-    # One tokenizer call for every span and passage: a call has a fixed cost.
+    headers = [
+        table_header(hit.text, start - hit.start_char, end - hit.start_char)
+        for hit, start, end, _, _ in candidates
+    ]
+    # One tokenizer call for every span, table header and passage: a call has a fixed cost.
     terms = _terms_of(
         [text for _, _, _, text, _ in candidates]
+        + headers
         + [f"{hit.title}\n{hit.section}\n{hit.text}" for hit in passages]
     )
+    spans_n = len(candidates)
     context = {
         hit.chunk_id: _weighted_share(subject, own)
-        for hit, own in zip(passages, terms[len(candidates) :], strict=True)
+        for hit, own in zip(passages, terms[2 * spans_n :], strict=True)
     }
     scored = []
     on_path: dict[str, Heading | None] = {}
-    for (hit, start, end, text, n), cosine, own in zip(
-        candidates, cosines.tolist(), terms, strict=False
+    for (hit, start, end, text, n), cosine, own, header in zip(
+        candidates, cosines.tolist(), terms[:spans_n], terms[spans_n : 2 * spans_n], strict=True
     ):
+        seen = own | header  # a table row is read under its header
         carries = carries_new(text, question, kind)
         heading = None
         if not carries and kind in HEADED_KINDS:
@@ -281,8 +306,8 @@ def score_spans(
                 text,
                 {
                     "cosine": float(cosine),
-                    "coverage": len(wanted & own) / len(wanted) if wanted else 0.0,
-                    "anchor": _weighted_share(subject, own),
+                    "coverage": len(wanted & seen) / len(wanted) if wanted else 0.0,
+                    "anchor": _weighted_share(subject, seen),
                     "context": context[hit.chunk_id],
                     "novelty": len(own - wanted) / len(own) if own else 0.0,
                     "type_missing": 0.0 if carries or heading is not None else 1.0,

@@ -53,6 +53,7 @@ _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s+[\"'“‘(\[«]?[A
 
 # Between the headings of a section path: "Tutorial > Query parameters > Required".
 SECTION_SEPARATOR = " > "
+CELL_SEPARATOR = " | "  # readers write a table a row a line, its cells joined by this
 
 
 @dataclass(frozen=True)

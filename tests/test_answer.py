@@ -13,6 +13,7 @@ from rag.answer import (
     candidate_spans,
     confidence,
     heading_over,
+    table_header,
 )
 from rag.answer_types import carries_new, expected_type, values_of
 from rag.chunking import SPAN_CHARS, Chunk
@@ -271,3 +272,25 @@ def test_an_answer_through_its_heading_cites_both(release_notes_index, real_embe
         if question == earlier:
             assert answer.chunk_id != source_hit.chunk_id
             assert answer.text not in source_hit.text
+
+
+def test_a_table_row_is_read_with_its_header():
+    text = (
+        "Let us run some benchmarks.\n\nfile | simdjson | JSON for Modern C++\n"
+        "apache_builds | 2.3 GB/s | 0.098 GB/s\ngithub_events | 2.5 GB/s | 0.093 GB/s\n\n"
+        "Thus simdjson parses at about 2 GB/s."
+    )
+
+    def header_of(line: str) -> str:
+        at = text.index(line)
+        return table_header(text, at, at + len(line))
+
+    assert (
+        header_of("github_events | 2.5 GB/s | 0.093 GB/s")
+        == "file | simdjson | JSON for Modern C++"
+    )
+    assert header_of("file | simdjson | JSON for Modern C++") == ""  # the header itself
+    assert header_of("Thus simdjson parses at about 2 GB/s.") == ""  # not a row
+    # A table the passage opens with may have begun before it: its first row is any row.
+    cut = text[text.index("apache_builds") :]
+    assert table_header(cut, cut.index("github"), cut.index("\n\n")) == ""

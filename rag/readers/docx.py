@@ -8,6 +8,7 @@ import re
 import zipfile
 
 from rag.readers.base import Extracted, TextBuilder, Unreadable
+from rag.structure import CELL_SEPARATOR
 
 _HEADING = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 
@@ -42,7 +43,7 @@ def read_docx(data: bytes) -> Extracted:
     default = "Normal"  # a paragraph without a style id has the default paragraph style
     for item in document.iter_inner_content():
         if isinstance(item, Table):
-            rows = [" | ".join(_cells(row)) for row in item.rows]
+            rows = [CELL_SEPARATOR.join(_cells(row)) for row in item.rows]
             out.content("\n".join(r for r in rows if r.strip(" |")))
             continue
         text = item.text.strip()

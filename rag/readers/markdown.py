@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from rag.readers.base import Extracted, TextBuilder
+from rag.structure import CELL_SEPARATOR
 
 _ANCHOR = re.compile(r"\s*\{\s*#[^}]*\}\s*$")
 _ADMONITION = re.compile(r"^\s*(?:/{3,}|!{3}|\?{3}\+?)\s*(?:[\w-]+)?\s*(?:\|\s*)?(.*)$")
@@ -89,7 +90,7 @@ def read_markdown(source: str, title: str = "") -> Extracted:
         elif kind == "inline" and tokens[i - 1].type in ("th_open", "td_open"):
             row.append(_inline(token).strip())
         elif kind == "tr_close":
-            table.append(" | ".join(row))
+            table.append(CELL_SEPARATOR.join(row))
         elif kind == "table_close":  # one block: a table's rows stay together
             out.content("\n".join(table))
             table = []
