@@ -53,6 +53,13 @@ HEADED_KINDS = ("version", "date")
 HEADING_LOOKBACK = 64  # passages searched back for a heading of a passage's section path
 _HEADING_CHARS = 100  # a line standing alone longer than this is prose, not a heading
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
+# How a release's heading opens: a version or a date, maybe after "v", "Version", "[".
+_RELEASE_LEAD = re.compile(
+    r"^[\[(#\s]*(?:v|version\s+|release\s+)?(?:\d|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|"
+    r"oct|nov|dec)[a-z]*\.?\s+\d)",
+    re.IGNORECASE,
+)
+_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 # The words that give a question its form say nothing about what it is about.
 _QUESTION_FORM = re.compile(
     r"\b(how|many|much|long|what|which|who|whom|whose|when|where|why|did|does|do|was|were|"
@@ -134,21 +141,34 @@ SpanVectors = Callable[[list[str]], np.ndarray]  # span texts -> their vectors
 EarlierPassages = Callable[[Hit, int], list[Chunk]]
 
 
-def _stands_alone(text: str, start: int, end: int, section: str) -> bool:
-    """Whether the line text[start:end] of a passage is a heading: one of its section path,
-    or a short line that is a paragraph of its own, neither a list item nor a sentence
-    (the headings of small sections joined into one passage are not on its path)."""
-    line = text[start:end].strip()
-    if is_heading(line, section):
-        return True
-    alone = (start == 0 or text[max(0, start - 2) : start] == "\n\n") and (
-        end == len(text) or text[end : end + 2] == "\n\n"
+def _alone(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is a paragraph of its own (blank lines around it, any
+    line ending)."""
+    before = text[max(0, start - 8) : start].replace("\r", "")
+    after = text[end : end + 8].replace("\r", "")
+    return (start == 0 or before.endswith("\n\n")) and (
+        end == len(text) or after.startswith("\n\n")
     )
+
+
+def _heads(text: str, start: int, end: int, hit: Hit) -> bool:
+    """Whether the line text[start:end] of a passage is a heading: one of its section path
+    (the document's title aside: it names the whole document, not a part), or a short
+    paragraph of its own that opens with a version or a date ("0.104.0 (2023-10-18)", "v2.1",
+    "[1.2.0] - 2024-05-01", "May 2024"), as the headings of small sections joined into one
+    passage stand there without being on its path; not a list item, a sentence, a command
+    ("pip install x==1.2") or a phrase ("Python 3.8 or later")."""
+    line = text[start:end].strip()
+    if line == hit.title:
+        return False
+    if is_heading(line, hit.section):
+        return True
     return (
-        alone
+        _alone(text, start, end)
         and len(line) <= _HEADING_CHARS
         and not _LIST_ITEM.match(line)
         and not line.endswith((".", ":", ";", ",", "!", "?"))
+        and bool(_RELEASE_LEAD.match(line))
     )
 
 
@@ -178,10 +198,14 @@ def heading_over(
     (one lookup of the passages before it, a round trip on Milvus)."""
     lines = [m for m in re.finditer(r"[^\n]+", hit.text) if hit.start_char + m.end() <= start]
     for m in reversed(lines):
-        if values_of(m.group(), kind) and _stands_alone(hit.text, m.start(), m.end(), hit.section):
+        if not _heads(hit.text, m.start(), m.end(), hit):
+            continue
+        if values_of(m.group(), kind):
             if not carries_new(m.group(), question, kind):
                 return None  # the span's own release, which the question names
             return _heading_at(hit.chunk_id, hit.start_char, hit.line_start, hit.text, m)
+        if values_of(m.group(), "version"):
+            return None  # the span's release says no date: one further up is another's
     on_path = {} if on_path is None else on_path
     if hit.chunk_id not in on_path:
         on_path[hit.chunk_id] = _path_heading(hit, question, kind, earlier)
@@ -193,8 +217,15 @@ def _path_heading(
 ) -> Heading | None:
     """The deepest heading of the hit's section path with a value of `kind`, where it stands
     in the passages before the hit, when the question does not name that value."""
-    path = hit.section.split(SECTION_SEPARATOR)
-    wanted = next((p for p in reversed(path) if values_of(p, kind)), None)
+    wanted = None
+    for heading in reversed(hit.section.split(SECTION_SEPARATOR)):
+        if heading == hit.title:
+            continue  # names the whole document
+        if values_of(heading, kind):
+            wanted = heading
+            break
+        if values_of(heading, "version"):
+            return None  # the span's release says no date
     if wanted is None or earlier is None or not carries_new(wanted, question, kind):
         return None
     for chunk in earlier(hit, HEADING_LOOKBACK):
@@ -204,18 +235,19 @@ def _path_heading(
     return None
 
 
-def table_header(text: str, start: int, end: int) -> str:
+def table_header(text: str, start: int, end: int, opens_document: bool = False) -> str:
     """The first row of the table whose row is text[start:end] (a passage's line; the
     readers write a row a line, cells joined by CELL_SEPARATOR), or "" when the line is no
     table row, is the first row, or the table starts before the passage (its first row
-    there might be any row). A row says what it is only with its header: "github_events |
-    2.5 GB/s" is a speed of simdjson only under "file | simdjson | JSON for Modern C++"."""
+    there might be any row; `opens_document`: the passage starts the document, so a table
+    it opens with starts there). A row says what it is only with its header: "github_events
+    | 2.5 GB/s" is a speed of simdjson only under "file | simdjson | JSON for Modern C++"."""
     if CELL_SEPARATOR not in text[start:end]:
         return ""
-    first = text.rfind("\n\n", 0, start)
-    if first < 0:
+    blanks = [m.end() for m in _BLANK_LINE.finditer(text, 0, start)]
+    if not blanks and not opens_document:
         return ""  # the table may begin before the passage
-    rows = text[first + 2 : end].split("\n")
+    rows = [row.strip() for row in text[blanks[-1] if blanks else 0 : end].split("\n")]
     if len(rows) < 2 or not all(CELL_SEPARATOR in row for row in rows):
         return ""
     return rows[0]
@@ -274,7 +306,7 @@ def score_spans(
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
     passages = hits[:PASSAGES_READ]
     headers = [
-        table_header(hit.text, start - hit.start_char, end - hit.start_char)
+        table_header(hit.text, start - hit.start_char, end - hit.start_char, hit.start_char == 0)
         for hit, start, end, _, _ in candidates
     ]
     # One tokenizer call for every span, table header and passage: a call has a fixed cost.

@@ -11,7 +11,7 @@ from rag.structure import SECTION_SEPARATOR, Layout, analyze_layout, split_sente
 
 # Bumped whenever chunk boundaries or their answer spans change for the same settings, so
 # that indexes rebuild.
-CHUNKER_VERSION = 6
+CHUNKER_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -150,9 +150,9 @@ def merge_small_sections(runs: list[_Run], size: int, title: str) -> list[_Run]:
             section = _shared_section(last.section, run.section, title)
         elif last and run.joins_previous and not last.prose and run.prose:
             # ... however long that is ("## 0.62.0" over a long "### Features"): its first
-            # passage starts with the heading, which would otherwise be in no passage.
-            nested = run.section.startswith(last.section + SECTION_SEPARATOR)
-            section = run.section if nested else _shared_section(last.section, run.section, title)
+            # passage starts with the heading, which would otherwise be in no passage; the
+            # long section's passages keep its own path.
+            section = run.section
         else:
             out.append(run)
             continue

@@ -239,6 +239,38 @@ def test_a_release_heading_answers_for_the_bullets_under_it():
     assert heading_over(listed, 33, question, "version", None) is None
 
 
+KEPT = "Which release kept the headers?"
+
+
+def test_a_heading_is_only_the_release_a_span_sits_under():
+    # The span's release gives no date: the dated release above it is another one.
+    notes = "0.11.0 (June 2, 2020)\n\n- Add reload.\n\n0.10.0\n\n- Remove logger=.\n"
+    hit = _notes_hit(notes, "notes", 0)
+    at = notes.index("- Remove")
+    assert heading_over(hit, at, "When was logger= removed?", "date", None) is None
+    assert heading_over(hit, at, "Which release removed logger=?", "version", None).text == "0.10.0"
+    # Not headings: a command, a phrase, or the document's title (it names the whole text).
+    for line in ("pip install foo==1.2.3", "Python 3.8 or later", "What you may configure"):
+        text = f"Intro\n\n{line}\n\nThe server now reloads on change."
+        found = heading_over(_notes_hit(text, "notes", 0), text.index("The"), KEPT, "version", None)
+        assert found is None, line
+    news = "Brisbane floods of 2011\n\nResidents were evacuated on a Thursday."
+    titled = _notes_hit(news, "Brisbane floods of 2011", 0).model_copy(
+        update={"title": "Brisbane floods of 2011"}
+    )
+    assert (
+        heading_over(titled, news.index("Residents"), "When were they evacuated?", "date", None)
+        is None
+    )
+    # Any line ending: a plain-text changelog written with CRLF.
+    crlf = "Changes\r\n\r\n2.1.0 (May 3, 2024)\r\n\r\n- Keep headers.\r\n"
+    found = heading_over(
+        _notes_hit(crlf, "Changes", 0), crlf.index("- Keep"), KEPT, "version", None
+    )
+    assert found is not None and found.text == "2.1.0 (May 3, 2024)"
+    assert crlf[found.start : found.end] == found.text and found.line == 12
+
+
 def test_an_answer_through_its_heading_cites_both(release_notes_index, real_embedder):
     """Real release notes (tests/data/realdocs/md/uvicorn-release-notes.md): the bullet that
     says what changed sits under the release's heading, which answers "which version"."""
@@ -291,6 +323,12 @@ def test_a_table_row_is_read_with_its_header():
     )
     assert header_of("file | simdjson | JSON for Modern C++") == ""  # the header itself
     assert header_of("Thus simdjson parses at about 2 GB/s.") == ""  # not a row
-    # A table the passage opens with may have begun before it: its first row is any row.
-    cut = text[text.index("apache_builds") :]
-    assert table_header(cut, cut.index("github"), cut.index("\n\n")) == ""
+    # A table the passage opens with may have begun before it: its first row is any row;
+    # unless the passage opens the document.
+    cut = text[text.index("file |") :]
+    row = (cut.index("github"), cut.index("\n\n"))
+    assert table_header(cut, *row) == ""
+    assert table_header(cut, *row, opens_document=True).startswith("file | simdjson")
+    crlf = text.replace("\n", "\r\n")
+    at = crlf.index("github")
+    assert table_header(crlf, at, crlf.index("\r", at)) == "file | simdjson | JSON for Modern C++"

@@ -149,6 +149,13 @@ def test_small_sections_join_under_the_heading_they_share():
     for block in got.layout.blocks:
         if block.kind == "heading":
             assert any(c.start <= block.start and block.end <= c.end for c in chunks), block
+    # An empty sub-section before a long section of another branch: the long section's
+    # passages keep their own path.
+    source = f"# T\n\n## 1.0.0\n\nShort note.\n\n### Deprecated\n\n## 2.0.0\n\n{long_section}\n"
+    got = read_markdown(source)
+    chunks = chunk_layout("notes.md", got.text, got.layout, 300, 100)
+    later = [c for c in chunks if "else" in c.text]
+    assert later and all(c.section == "T > 2.0.0" for c in later)
 
 
 def test_retrieval_sees_the_file_name_words_and_the_heading():
