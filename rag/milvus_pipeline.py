@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from rag.build import BuildReport, build_index
-from rag.chunking import Chunk
 from rag.embedding import Embedder, embedder_for, vector_key
 from rag.errors import BackendUnavailable, IndexCorrupt, IndexMismatch
 from rag.milvus_search import MilvusIndex, search_milvus
@@ -218,11 +217,6 @@ class MilvusPipeline(Pipeline):
             max_per_doc=max_per_doc or self.settings.max_per_doc,
         )  # fmt: skip
         return hits_of(view, found, min_score, explain)
-
-    def passages_before(self, hit: Hit, count: int) -> list[Chunk]:
-        """rag.pipeline.Pipeline.passages_before, from the passages collection."""
-        index: MilvusIndex = self.index  # type: ignore[assignment]
-        return index.passages_before(hit.doc_id, int(hit.chunk_id.rsplit("#", 1)[1]), count)
 
     def span_vectors(self, texts: list[str]) -> np.ndarray:
         """Answer-span vectors from the spans collection; one it lacks is embedded now."""

@@ -220,11 +220,10 @@ class Pipeline:
 
     def passages_before(self, hit: Hit, count: int) -> list[Chunk]:
         """Up to `count` passages of the hit's document before it, nearest first: where the
-        heading a passage sits under stands when the passage does not start with it."""
+        heading a passage sits under stands when the passage does not start with it. Both
+        index kinds answer it (rag.store.IndexData, rag.milvus_search.MilvusIndex)."""
         ordinal = int(hit.chunk_id.rsplit("#", 1)[1])
-        rows = self.index.rows_by_doc.get(hit.doc_id, [])  # in ordinal order, from 0
-        chunks = [self.index.chunks[r] for r in rows[max(0, ordinal - count) : ordinal]]
-        return [c for c in reversed(chunks) if c.ordinal < ordinal]
+        return self.index.passages_before(hit.doc_id, ordinal, count)
 
     def span_vectors(self, texts: list[str]) -> np.ndarray:
         """The vectors of these answer spans: from the index, which embedded every span of

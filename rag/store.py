@@ -87,6 +87,12 @@ class IndexData:
         at = np.searchsorted(self.span_keys, wanted).clip(max=len(self.span_keys) - 1)
         return np.where(self.span_keys[at] == wanted, at, -1)
 
+    def passages_before(self, doc_id: str, ordinal: int, count: int) -> list[Chunk]:
+        """Up to `count` passages of `doc_id` before passage `ordinal`, nearest first."""
+        rows = self.rows_by_doc.get(doc_id, [])  # in ordinal order, from 0
+        chunks = [self.chunks[r] for r in rows[max(0, ordinal - count) : ordinal]]
+        return [c for c in reversed(chunks) if c.ordinal < ordinal]
+
     def spans_of(self, row: int) -> np.ndarray:
         """Rows of `span_vectors` holding passage `row`'s sentences (and sentence pairs),
         looked up once per passage and remembered: retrieval scores a passage by them."""
