@@ -28,24 +28,27 @@ from rag.structure import CELL_SEPARATOR, SECTION_SEPARATOR
 # Which span answers (a conditional logit of "this span holds an answer" on the spans of
 # the dev questions' top passages; its decision value is the selection score).
 SELECTION_WEIGHTS = {
-    "cosine": 0.137,
-    "coverage": 0.192,
-    "anchor": 0.257,
-    "context": 0.111,
-    "novelty": -0.077,
-    "rank": -0.409,
-    "pair": -0.02,
+    "cosine": 0.149,
+    "coverage": 0.214,
+    "anchor": 0.285,
+    "context": 0.146,
+    "novelty": -0.085,
+    "drop": -0.228,
+    "pair": -0.011,
 }
 # Probability that the picked span is right (answerable question, span from a gold document
 # holding an answer), from the picked span's features; fitted the same way.
 CONFIDENCE_WEIGHTS = {
-    "bias": -0.317,
-    "selection": 1.134,
-    "context": 0.894,
+    "bias": -0.553,
+    "selection": 1.143,
+    "context": 1.12,
     "type_missing": 0.0,
-    "unseen": -0.716,
+    "unseen": -0.633,
 }
 PASSAGES_READ = 3  # spans are taken from this many top passages
+# The scale of a passage's `drop`: how far the retrieval scores fall over this many passages
+# of the same search (whatever k the caller asked for, so an answer does not depend on it).
+SCORE_SCALE_DEPTH = 10
 # "Which version ...?" and "When ...?" over release notes and changelogs: the bullet says
 # what changed, the heading it sits under says in which release and when ("0.73.0
 # (2022-01-23)"). A span that carries no such value of its own answers through that heading.
@@ -273,6 +276,7 @@ def score_spans(
     vectors_of: SpanVectors,
     lexical: LexicalIndex | None,
     earlier: EarlierPassages | None = None,
+    scores: list[float] | None = None,
 ) -> list[SpanScore]:
     """Every span of the top passages with its features:
 
@@ -288,6 +292,10 @@ def score_spans(
     - type_missing: the question asks for a number, date, name or place and the span
       holds none that the question does not already name (for a version or a date, nor
       does the heading it sits under: `heading_over`);
+    - drop: how far the passage's retrieval score falls below the first passage's, as a
+      share of the fall over the search's first SCORE_SCALE_DEPTH passages (`scores`;
+      by default the hits' own): a second passage scored nearly as high as the first is
+      nearly as likely to hold the answer, one far below it is not;
     - rank, pair: the passage's rank (0 for the first) and a second sentence of context;
     - unseen: share of the question's content words that no passage uses.
     """
@@ -305,6 +313,7 @@ def score_spans(
     vectors = vectors_of([text for _, _, _, text, _ in candidates])
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(xq, dtype=np.float32)
     passages = hits[:PASSAGES_READ]
+    drop = score_drop(scores if scores is not None else [h.score for h in hits])
     headers = [
         table_header(hit.text, start - hit.start_char, end - hit.start_char, hit.start_char == 0)
         for hit, start, end, _, _ in candidates
@@ -343,6 +352,7 @@ def score_spans(
                     "context": context[hit.chunk_id],
                     "novelty": len(own - wanted) / len(own) if own else 0.0,
                     "type_missing": 0.0 if carries or heading is not None else 1.0,
+                    "drop": drop(hit.score),
                     "rank": float(hit.rank - 1),
                     "pair": float(n - 1),
                     "unseen": unseen,
@@ -351,6 +361,18 @@ def score_spans(
             )
         )
     return scored
+
+
+def score_drop(scores: list[float]) -> Callable[[float], float]:
+    """A retrieval score's fall below the first of `scores` (best first), as a share of the
+    fall over the first SCORE_SCALE_DEPTH of them: scores of any mode and scale (cosines,
+    BM25, fused z-scores) become comparable, and a search that finds one clear winner
+    tells apart from one where the first few are close."""
+    top = scores[:SCORE_SCALE_DEPTH]
+    spread = top[0] - top[-1] if top else 0.0
+    if spread <= 0:
+        return lambda _: 0.0
+    return lambda score: max(0.0, top[0] - score) / spread
 
 
 def typed(scored: list[SpanScore]) -> list[int]:

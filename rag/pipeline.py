@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from rag.answer import SpanScore, answer_of, best_span, confidence, score_spans
+from rag.answer import (
+    SCORE_SCALE_DEPTH,
+    SpanScore,
+    answer_of,
+    best_span,
+    confidence,
+    score_spans,
+)
 from rag.build import BuildReport, build_index
 from rag.chunking import Chunk
 from rag.embedding import (
@@ -129,10 +136,13 @@ class Pipeline:
         doc_ids, min_score, explain, max_per_doc = o.doc_ids, o.min_score, o.explain, o.max_per_doc
         if xq is None and mode != "bm25":
             xq = embed_query(self.embedder, text)
-        hits = self.retrieve(text, xq, k, mode, doc_ids, max_per_doc, min_score, explain)
+        # The answer reads the first k hits; the first SCORE_SCALE_DEPTH set its scale.
+        wanted = max(k, SCORE_SCALE_DEPTH) if self.settings.answers else k
+        found = self.retrieve(text, xq, wanted, mode, doc_ids, max_per_doc, min_score, explain)
+        hits = found[:k]
         answer, answerable = None, None
         if self.settings.answers:
-            best = self.best_span(text, hits, xq)
+            best = self.best_span(text, hits, xq, [h.score for h in found])
             sure = confidence(best.confidence_features()) if best is not None else 0.0
             answerable = best is not None and sure >= self.settings.answer_threshold
             answer = answer_of(best, sure) if best is not None and answerable else None
@@ -201,21 +211,36 @@ class Pipeline:
         return responses
 
     def best_span(
-        self, question: str, hits: list[Hit], xq: np.ndarray | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        xq: np.ndarray | None = None,
+        scores: list[float] | None = None,
     ) -> SpanScore | None:
         """The span of the top passages most likely to answer, with its features."""
-        return best_span(self.score_spans(question, hits, xq))
+        return best_span(self.score_spans(question, hits, xq, scores))
 
     def score_spans(
-        self, question: str, hits: list[Hit], xq: np.ndarray | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        xq: np.ndarray | None = None,
+        scores: list[float] | None = None,
     ) -> list[SpanScore]:
-        """Every candidate answer span of the top passages, with its features."""
+        """Every candidate answer span of the top passages, with its features; `scores`:
+        the search's first retrieval scores, the scale of `drop` (else the hits')."""
         if not hits:
             return []
         if xq is None:
             xq = embed_query(self.embedder, question)
         return score_spans(
-            question, xq, hits, self.span_vectors, self.index.lexical, self.passages_before
+            question,
+            xq,
+            hits,
+            self.span_vectors,
+            self.index.lexical,
+            self.passages_before,
+            scores,
         )
 
     def passages_before(self, hit: Hit, count: int) -> list[Chunk]:

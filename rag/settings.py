@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     # Fitted by `rag eval calibrate` (eval/abstention.md): the confidence below which the
     # most unanswerable dev questions are turned away, at most 5% of the answerable ones.
     answer_threshold: float = Field(
-        0.436, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
+        0.434, ge=0.0, le=1.0, description="Least confidence for an answer; below it, abstain."
     )
     index_type: IndexType = Field(
         "auto",

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from rag.answer import (
+    SCORE_SCALE_DEPTH,
     SELECTION_WEIGHTS,
     SpanScore,
     candidate_spans,
     confidence,
     heading_over,
+    score_drop,
     table_header,
 )
 from rag.answer_types import carries_new, expected_type, values_of
@@ -132,6 +134,31 @@ def test_spans_without_the_asked_type_do_not_compete():
     assert best_span([restates, answers]) is answers
     # When no span carries the type, the best of all answers (and confidence is told).
     assert best_span([restates]) is restates
+
+
+def test_score_drop_by_hand_on_any_scale():
+    fused = [3.0, 2.5, 2.0, 1.5, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, -4.0]  # the 11th sets nothing
+    drop = score_drop(fused)
+    assert [drop(s) for s in fused[:3]] == pytest.approx([0.0, 0.2, 0.4])
+    assert drop(0.5) == pytest.approx(1.0)
+    # Cosines ten times closer together fall by the same shares.
+    cosines = score_drop([0.5 + s / 50 for s in fused])
+    assert cosines(0.5 + 2.5 / 50) == pytest.approx(0.2)
+    # One passage, or all tied: nothing falls.
+    assert score_drop([7.0])(7.0) == 0.0 and score_drop([1.0, 1.0])(1.0) == 0.0
+    assert score_drop([])(1.0) == 0.0
+
+
+def test_the_answer_does_not_depend_on_how_many_passages_are_asked_for(seed_pipeline):
+    """The scale of `drop` comes from the search's first SCORE_SCALE_DEPTH passages whatever
+    k is; the answer reads the first k passages (at most 3)."""
+    question = "How far is Camp Ashraf from Baghdad?"
+    wide = seed_pipeline.ask(question, k=SCORE_SCALE_DEPTH + 5).answer
+    for k in (3, 5, SCORE_SCALE_DEPTH):
+        assert seed_pipeline.ask(question, k=k).answer == wide
+    one = seed_pipeline.ask(question, k=1)
+    assert len(one.hits) == 1
+    assert one.answer is None or one.answer.chunk_id == one.hits[0].chunk_id
 
 
 def test_choose_threshold_by_hand():

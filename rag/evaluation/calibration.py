@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answer import CONFIDENCE_WEIGHTS, SELECTION_WEIGHTS, SpanScore, confidence, typed
+from rag.answer import (
+    CONFIDENCE_WEIGHTS,
+    SCORE_SCALE_DEPTH,
+    SELECTION_WEIGHTS,
+    SpanScore,
+    confidence,
+    typed,
+)
 from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline
 from rag.questions import Question
@@ -34,7 +41,7 @@ def collect(pipeline: Pipeline, questions: list[Question]) -> list[Collected]:
     )
     rows = []
     for q in questions:
-        hits = quiet.ask(q.question, k=10).hits
+        hits = quiet.ask(q.question, k=SCORE_SCALE_DEPTH).hits
         spans = pipeline.score_spans(q.question, hits)
         answers = [a.lower() for a in q.answers]
         right = [
