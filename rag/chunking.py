@@ -11,7 +11,7 @@ from rag.structure import SECTION_SEPARATOR, Layout, analyze_layout, split_sente
 
 # Bumped whenever chunk boundaries or their answer spans change for the same settings, so
 # that indexes rebuild.
-CHUNKER_VERSION = 7
+CHUNKER_VERSION = 8
 
 
 @dataclass(frozen=True)

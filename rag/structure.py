@@ -49,6 +49,9 @@ _ABBREVIATIONS = frozenset(
 # A sentence ends at terminal punctuation (plus closing quotes) followed by space and a
 # capital, a digit or an opening quote.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s+[\"'“‘(\[«]?[A-Z0-9À-ÖØ-Þ])")
+# A list that PDF or HTML extraction ran into one line ("... publishing. • Screenwriting
+# Software: ...  • Legal ..."): each bullet starts a sentence, whatever came before it.
+_INLINE_BULLET = re.compile(r"(?<=\S)\s+(?=[•▪◦‣●■]\s)")
 
 
 # Between the headings of a section path: "Tutorial > Query parameters > Required".
@@ -167,14 +170,18 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Sentence spans within `text[start:end]`, whitespace between them excluded."""
     spans = []
     cursor = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        if match.group().count(".") >= 4:
-            continue  # dot leaders of a table or contents line ("test ...... $3,400"), no end
-        stop = match.end()
-        before = text[cursor : match.start()].split()
-        last_word = before[-1].lower().strip("\"'“‘(") if before else ""
-        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
-            continue
+    bullets = [(m.start(), m.start()) for m in _INLINE_BULLET.finditer(text, start, end)]
+    ends = [(m.end(), m.start()) for m in _SENTENCE_END.finditer(text, start, end)]
+    for stop, mark in sorted(bullets + ends):
+        if stop <= cursor:
+            continue  # a bullet right after a sentence's end: one boundary
+        if stop != mark:  # terminal punctuation, not a bullet
+            if text.count(".", mark, stop) >= 4:
+                continue  # dot leaders of a table or contents line ("test ...... $3,400")
+            before = text[cursor:mark].split()
+            last_word = before[-1].lower().strip("\"'“‘(") if before else ""
+            if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
+                continue
         spans.append((cursor, stop))
         cursor = stop
         while cursor < end and text[cursor].isspace():

@@ -108,3 +108,21 @@ def test_seed_titles():
     assert (
         titles["004_344e65d2d89902b4.txt"] == "Amnesty International's report on the 1988 massacre"
     )
+
+
+def test_a_list_run_into_one_line_splits_at_its_bullets():
+    """PDF text of a bulleted list: "... publishing. • Screenwriting Software: ... • Fax:"."""
+    text = (
+        "It suits publishing. • Screenwriting Software: tools like Final Draft and Celtx "
+        "handle scripts. • Fax: 202–493–2251. • Mail: U.S. Department of Transportation"
+    )
+    spans = split_sentences(text, 0, len(text))
+    assert [text[s:e] for s, e in spans] == [
+        "It suits publishing.",
+        "• Screenwriting Software: tools like Final Draft and Celtx handle scripts.",
+        "• Fax: 202–493–2251.",
+        "• Mail: U.S. Department of Transportation",
+    ]
+    # A bullet that opens the text, or a bullet glyph inside a word, starts nothing.
+    assert split_sentences("• One item", 0, 10) == [(0, 10)]
+    assert split_sentences("a•b c", 0, 5) == [(0, 5)]
