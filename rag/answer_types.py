@@ -1,6 +1,6 @@
-"""What a question asks for (a number, a date, a name, a place, a version, a command) and
-whether a span carries it as new information: "How many ... ?" is not answered by a
-sentence whose only number is the one the question already names.
+"""What a question asks for (a number, a date, a name, a place, a version, a command, an
+e-mail or web address) and whether a span carries it as new information: "How many ... ?"
+is not answered by a sentence whose only number is the one the question already names.
 
 Rules rather than a tagger: the question words that ask for a type are few and fixed in
 English, and the span side needs only "is there a number / a date / a proper name here that
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Expected = Literal["number", "date", "name", "place", "version", "command", "any"]
+Expected = Literal["number", "date", "name", "place", "version", "command", "contact", "any"]
 
 _ASKS: list[tuple[Expected, re.Pattern[str]]] = [
     # Documentation and release notes: "Which FastAPI version dropped ...?", "What command
@@ -22,6 +22,12 @@ _ASKS: list[tuple[Expected, re.Pattern[str]]] = [
     (
         "command",
         re.compile(r"\b((what|which) ([\w\-]+ ){0,2}command|what do (you|they|i|we) (run|type))\b"),
+    ),
+    # "What is the author's contact email?", "Which URL ...?" (before "number": a phone
+    # number is asked as a contact only when it says so).
+    (
+        "contact",
+        re.compile(r"\b(what|which) ([\w\-']+ ){0,4}(e-?mail( address)?|url|web address)\b"),
     ),
     (
         "date",
@@ -33,8 +39,9 @@ _ASKS: list[tuple[Expected, re.Pattern[str]]] = [
     (
         "number",
         re.compile(
-            r"\b(how (many|much|long|old|far|often|large|big|high)|what (number|percentage|"
-            r"share|proportion|amount|age)|how many)\b"
+            r"\b(how (many|much|long|old|far|often|large|big|high)|how many|(what|which) "
+            r"([\w\-]+ ){0,2}(number|percentage|share|proportion|amount|age|score|rate|size|"
+            r"price|cost|fee|temperature|speed|distance|population|salary|budget)s?)\b"
         ),
     ),
     (
@@ -69,6 +76,7 @@ _VERSION = re.compile(r"\bv?\d+(?:\.\d+)+\b")
 # name followed by options ("docker run -d -p 80:80 myimage"), with no sentence around it.
 _PROMPT = re.compile(r"^\s*[$>%]\s+\S")
 _COMMAND_LINE = re.compile(r"^\s*[a-z][\w.\-]*(\s+\S+)*\s+-{1,2}\w[\w\-=]*(\s+\S+)*\s*$")
+_CONTACT = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+|\bhttps?://\S+|\bwww\.\S+")
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b")
 _WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][\w'’\-]*")
 _TOKENS = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][\w'’\-]*|[^\sA-Za-zÀ-ÖØ-öø-ÿ]+")
@@ -102,8 +110,8 @@ def expected_type(question: str) -> Expected:
 
 def values_of(text: str, kind: Expected) -> set[str]:
     """The values of `kind` in `text`, lower-cased: counts and amounts (years aside), dates,
-    full names (two or more capitalized words in a row), place names, version numbers, or
-    command lines."""
+    full names (two or more capitalized words in a row), place names, version numbers,
+    command lines, or e-mail addresses and web addresses."""
     words = _WORD.findall(text)
     if kind == "version":
         return {m.group().lower().lstrip("v") for m in _VERSION.finditer(text)}
@@ -114,6 +122,8 @@ def values_of(text: str, kind: Expected) -> set[str]:
             if _PROMPT.match(line)
             or (_COMMAND_LINE.match(line) and not line.rstrip().endswith("."))
         }
+    if kind == "contact":
+        return {m.group().lower().rstrip(".,;)") for m in _CONTACT.finditer(text)}
     if kind == "number":
         found = {m.group().rstrip(".,") for m in _NUMBER.finditer(text)}
         found = {n for n in found if not _YEAR.fullmatch(n)}

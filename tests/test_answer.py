@@ -73,6 +73,10 @@ def test_candidate_spans_are_sentences_and_short_pairs_without_headings():
         ("Which FastAPI version stopped supporting Python 3.7?", "version"),
         ("Which Django release shipped the fix?", "version"),
         ("What shell command do they run to get a secret key?", "command"),
+        ("What exact-match score did the joint model get?", "number"),
+        ("Which requirement number asks for escaping?", "number"),
+        ("What is the author's contact email?", "contact"),
+        ("Which URL serves the docs?", "contact"),
     ],
 )
 def test_expected_answer_type_from_the_question(question, kind):
@@ -92,6 +96,13 @@ def test_a_span_carries_the_asked_type_only_as_new_information():
     assert carries_new("0.104.0 (2023-10-18)", version, "version")
     command = "What command starts the container in the background?"
     assert carries_new("$ docker run -d --name mycontainer -p 80:80 myimage", command, "command")
+    email = "What is the contact email of the author?"
+    assert carries_new("Contact: info@martin-thoma.de.", email, "contact")
+    assert not carries_new("The author can be reached by email.", email, "contact")
+    assert values_of("See https://x.org/a, or www.y.com.", "contact") == {
+        "https://x.org/a",
+        "www.y.com",
+    }
     assert carries_new("docker run -d -p 80:80 myimage", command, "command")
     assert not carries_new("Then start the container in the background.", command, "command")
     assert not carries_new("and run it with the -d option to detach it.", command, "command")
