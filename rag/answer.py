@@ -296,7 +296,8 @@ def score_spans(
       share of the fall over the search's first SCORE_SCALE_DEPTH passages (`scores`;
       by default the hits' own): a second passage scored nearly as high as the first is
       nearly as likely to hold the answer, one far below it is not;
-    - rank, pair: the passage's rank (0 for the first) and a second sentence of context;
+    - rank, pair: the passage's rank (0 for the first; not weighted since `drop`, kept
+      for eval/answer_fit_study.py) and a second sentence of context;
     - unseen: share of the question's content words that no passage uses.
     """
     kind = expected_type(question)
