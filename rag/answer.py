@@ -171,8 +171,15 @@ def _heads(text: str, start: int, end: int, hit: Hit) -> bool:
         and len(line) <= _HEADING_CHARS
         and not _LIST_ITEM.match(line)
         and not line.endswith((".", ":", ";", ",", "!", "?"))
-        and bool(_RELEASE_LEAD.match(line))
+        and _release(line)
     )
+
+
+def _release(heading: str) -> bool:
+    """Whether a heading names a release: it opens with a version or a date ("0.104.0
+    (2023-10-18)", "v2.1", "[1.2.0] - 2024-05-01", "May 2024"). A heading that only holds one
+    further on (a news standfirst ending in its publication date) does not."""
+    return bool(_RELEASE_LEAD.match(heading.strip()))
 
 
 def _heading_at(chunk_id: str, offset: int, line: int, text: str, match: re.Match) -> Heading:
@@ -201,8 +208,8 @@ def heading_over(
     (one lookup of the passages before it, a round trip on Milvus)."""
     lines = [m for m in re.finditer(r"[^\n]+", hit.text) if hit.start_char + m.end() <= start]
     for m in reversed(lines):
-        if not _heads(hit.text, m.start(), m.end(), hit):
-            continue
+        if not _heads(hit.text, m.start(), m.end(), hit) or not _release(m.group()):
+            continue  # a heading that does not open with a version or date names no release
         if values_of(m.group(), kind):
             if not carries_new(m.group(), question, kind):
                 return None  # the span's own release, which the question names
@@ -222,8 +229,8 @@ def _path_heading(
     in the passages before the hit, when the question does not name that value."""
     wanted = None
     for heading in reversed(hit.section.split(SECTION_SEPARATOR)):
-        if heading == hit.title:
-            continue  # names the whole document
+        if heading == hit.title or not _release(heading):
+            continue  # names the whole document, or no release ("Fixed", a news standfirst)
         if values_of(heading, kind):
             wanted = heading
             break

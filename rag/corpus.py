@@ -9,6 +9,7 @@ the read cannot win.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
@@ -92,6 +93,28 @@ def _printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
+def _shown(root: Path | str, path: str | Path) -> str:
+    """A path inside the corpus as a message names it: relative to the corpus folder, as
+    document ids are (a message may reach an HTTP client, which is not told where the
+    corpus lies)."""
+    try:
+        return _printable(Path(path).relative_to(root).as_posix())
+    except ValueError:
+        return _printable(Path(path).name)
+
+
+# (corpus folder, message) already logged: every question checks the folder for changes,
+# and a file that stays skipped is reported once per process, not at every question.
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(root: Path | str, message: str) -> None:
+    key = (str(root), message)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        LOG.warning("%s", message)
+
+
 def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
     """(folder, its entries) for every folder under `root`, iteratively (a deep tree does
     not exhaust the stack), in sorted order. Hidden entries are skipped; a folder that
@@ -107,7 +130,9 @@ def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
                 entries = [e for e in listing if not e.name.startswith(".")]
             entries.sort(key=lambda e: e.name)
         except OSError as exc:
-            LOG.warning("skipped %s: cannot list it (%s)", _printable(folder), exc.strerror or exc)
+            _warn_once(
+                root, f"skipped {_shown(root, folder)}: cannot list it ({exc.strerror or exc})"
+            )
             continue
         yield folder, entries
         below = []
@@ -119,9 +144,11 @@ def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
                 continue
             real = os.path.realpath(entry.path)
             if not _inside(real, root_real):
-                LOG.warning("skipped %s: links outside the corpus folder", _printable(entry.path))
+                _warn_once(
+                    root, f"skipped {_shown(root, entry.path)}: links outside the corpus folder"
+                )
             elif real in seen:
-                LOG.warning("skipped %s: symlink loop", _printable(entry.path))
+                _warn_once(root, f"skipped {_shown(root, entry.path)}: symlink loop")
             else:
                 seen.add(real)
                 below.append(entry.path)
@@ -141,6 +168,10 @@ def list_document_files(
     folders that link outside the corpus, and symlink loops.
     """
     root = Path(corpus_dir)
+    if root.exists() and not root.is_dir():
+        raise CorpusNotFound(
+            f"the corpus is a folder, and {root} is a file: pass the folder that holds it"
+        )
     if not root.is_dir():
         raise CorpusNotFound(
             f"corpus folder not found: {root} (set RAG_CORPUS_DIR or pass --corpus)"
@@ -157,18 +188,21 @@ def list_document_files(
             try:
                 entry.name.encode("utf-8")
             except UnicodeEncodeError:
-                LOG.warning(
-                    "skipped %s: the file name is not valid UTF-8 (rename the file)",
-                    _printable(entry.path),
+                _warn_once(
+                    root,
+                    f"skipped {_shown(root, entry.path)}: the file name is not valid UTF-8 "
+                    "(rename the file)",
                 )
                 continue
             if not _inside(os.path.realpath(entry.path), root_real):
-                LOG.warning("skipped %s: links outside the corpus folder", entry.path)
+                _warn_once(
+                    root, f"skipped {_shown(root, entry.path)}: links outside the corpus folder"
+                )
                 continue
             try:
                 st = os.stat(entry.path)
             except OSError as exc:
-                LOG.warning("skipped %s: %s", entry.path, exc.strerror or exc)
+                _warn_once(root, f"skipped {_shown(root, entry.path)}: {exc.strerror or exc}")
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
@@ -183,19 +217,20 @@ def open_inside(corpus_dir: Path, path: Path) -> BinaryIO:
     """Open `path` for reading only if, once opened, it is a regular file inside the
     corpus folder. Raises DocumentNotFound otherwise, and for a file that is gone."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    name = _shown(corpus_dir, path)
     try:  # O_NONBLOCK: opening a FIFO planted in the corpus must not hang
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise DocumentNotFound(f"{path} is gone from the corpus; run `rag index`") from None
+        raise DocumentNotFound(f"{name} is gone from the corpus; run `rag index`") from None
     except OSError as exc:
-        raise SourceUnavailable(f"cannot open {path} ({exc.strerror or exc})") from None
+        raise SourceUnavailable(f"cannot open {name} ({exc.strerror or exc})") from None
     try:
         opened = os.fstat(fd)
         real = _real_path_of(fd, path, opened)
         if not stat.S_ISREG(opened.st_mode) or real is None:
-            raise DocumentNotFound(f"{path} is not a regular file; run `rag index`")
+            raise DocumentNotFound(f"{name} is not a regular file; run `rag index`")
         if not _inside(real, os.path.realpath(corpus_dir)):
-            raise DocumentNotFound(f"{path} links outside the corpus folder: it is not served")
+            raise DocumentNotFound(f"{name} links outside the corpus folder: it is not served")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -242,6 +277,10 @@ def read_document(
                 size, digest = len(data), sha256_bytes(data)
                 if not data.strip():
                     return skip("empty file")
+                if kind in (None, "markdown") and data.startswith(_UTF16_BOMS):
+                    return skip("UTF-16 text", "UTF-16 text (re-save it as UTF-8)")
+                if kind in (None, "markdown"):
+                    _warn_unless_utf8(stamp.doc_id, data)
             if kind is not None:
                 got = extracted.get(kind, digest) if extracted is not None else None
                 if got is None:
@@ -274,11 +313,6 @@ def read_document(
     if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
         return skip("binary file", "binary file (contains NUL bytes)")
     text = decode_document_bytes(data)
-    if "\ufffd" in text and "\ufffd".encode() not in data:
-        LOG.warning(
-            "%s is not valid UTF-8: undecodable bytes replaced by U+FFFD (re-save it as UTF-8)",
-            stamp.doc_id,
-        )
     return Document(
         doc_id=stamp.doc_id,
         path=stamp.path,
@@ -288,6 +322,23 @@ def read_document(
         mtime_ns=stamp.mtime_ns,
         checkpoints=char_checkpoints(data),
     )
+
+
+# A text file saved as "Unicode" by Windows tools: every other byte is NUL, which reads as
+# binary; it is said what it is instead.
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _warn_unless_utf8(doc_id: str, data: bytes) -> None:
+    """Plain text and Markdown are read as UTF-8 (offsets into them are exact only so);
+    bytes that are not are replaced by U+FFFD, and the user is told how to fix the file."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        LOG.warning(
+            "%s is not valid UTF-8: undecodable bytes replaced by U+FFFD (re-save it as UTF-8)",
+            doc_id,
+        )
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Mode = Literal["dense", "bm25", "hybrid"]
 # "score" is the name min-max fusion had before 0.3.0, still accepted.
@@ -36,3 +36,12 @@ class SearchOptions(BaseModel):
     max_per_doc: int | None = Field(
         None, ge=1, le=50, description="At most this many passages from one document."
     )
+
+    @field_validator("k", "max_per_doc", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        """A JSON true is not a count (lax validation would read it as 1); "5" from a form
+        field still is."""
+        if isinstance(value, bool):
+            raise ValueError("Input should be a whole number, not true or false")
+        return value

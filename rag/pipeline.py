@@ -61,7 +61,7 @@ def clean_question(question: str, max_chars: int) -> str:
     # Control characters carry no meaning for the model; they become spaces.
     text = _CONTROL.sub(" ", question).strip()
     if not text:
-        raise EmptyQuestion('the question is empty: ask something, e.g. rag ask "Who is X?"')
+        raise EmptyQuestion('the question is empty: ask something, e.g. "Who is X?"')
     if len(text) > max_chars:
         raise InvalidQuery(
             f"the question is {len(text)} characters long, over the limit of {max_chars}: "

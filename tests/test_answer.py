@@ -300,6 +300,16 @@ def test_a_heading_is_only_the_release_a_span_sits_under():
         heading_over(titled, news.index("Residents"), "When were they evacuated?", "date", None)
         is None
     )
+    # A news page's standfirst heading ends in its publication date: it names no release,
+    # in the passage or on the path.
+    stand = "The island's recovery: what is its secret?Monday, 6 January 2020"
+    article = f"{stand}\n\nBut the mine shut down after the outbreak of World War I."
+    standing = _notes_hit(article, f"Redonda > {stand}", 0)
+    asked = "When did the mine shut down?"
+    assert heading_over(standing, article.index("But"), asked, "date", None) is None
+    below = _notes_hit("The goats were flown out.", f"Redonda > {stand}", 500)
+    earlier = [Chunk("notes.md#0", "notes.md", 0, 0, len(article), 1, 3, "Redonda", article)]
+    assert heading_over(below, 500, asked, "date", lambda hit, n: earlier) is None
     # Any line ending: a plain-text changelog written with CRLF.
     crlf = "Changes\r\n\r\n2.1.0 (May 3, 2024)\r\n\r\n- Keep headers.\r\n"
     found = heading_over(

@@ -112,6 +112,15 @@ def test_doc_filter_and_min_score(client):
     assert body["hits"] and all(h["score"] >= 0.4 for h in body["hits"])
     body = client.post("/query", json={"question": "Camp Ashraf", "k": 10, "max_per_doc": 1}).json()
     assert len({h["doc_id"] for h in body["hits"]}) == len(body["hits"])
+    # GET takes the same options as POST, doc_ids repeated.
+    got = client.get(
+        "/query", params={"q": "Camp Ashraf", "k": 10, "max_per_doc": 2, "doc_ids": only}
+    ).json()
+    posted = client.post(
+        "/query", json={"question": "Camp Ashraf", "k": 10, "max_per_doc": 2, "doc_ids": only}
+    ).json()
+    assert [h["chunk_id"] for h in got["hits"]] == [h["chunk_id"] for h in posted["hits"]]
+    assert {h["doc_id"] for h in got["hits"]} <= set(only) and len(got["hits"]) <= 4
 
 
 def test_documents(client):
@@ -186,6 +195,9 @@ def test_unicode_and_control_characters_are_answered(client):
         ("post", "/query", {"json": {"question": "x" * 70_000}}, 413, "over 65536 bytes"),
         ("get", "/query", {"params": {"q": ""}}, 422, "q"),
         ("get", "/query", {"params": {"q": "x", "k": 99}}, 422, "k"),
+        ("get", "/query", {"params": {"q": "x", "max_per_doc": -5}}, 422, "max_per_doc"),
+        ("post", "/query", {"json": {"question": "x", "k": True}}, 422, "k"),
+        ("post", "/query", {"json": {"question": "x", "max_per_doc": False}}, 422, "max_per_doc"),
         ("get", "/query", {}, 422, "q: Field required"),
         ("get", "/documents/nope.txt", {}, 404, "Document not found"),
         ("get", "/documents/../../etc/passwd", {}, 404, "Not"),  # normalized to /etc/passwd

@@ -25,6 +25,8 @@ def messy(tmp_path: Path) -> Path:
     (root / "blank.txt").write_bytes(b"  \n\n \t\n")
     (root / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     (root / "latin1.txt").write_bytes("Café au lait, crème brûlée.\n".encode("latin-1"))
+    (root / "latin1.md").write_bytes("# Résumé\n\nCafé au lait.\n".encode("latin-1"))
+    (root / "windows.txt").write_bytes("Notes saved as Unicode.\n".encode("utf-16"))  # BOM
     (root / "notes.pdf").write_bytes(b"%PDF-1.4 not a text document")  # a broken PDF
     (root / "notes.odt").write_bytes(b"PK\x03\x04 an extension rag does not read")
     (root / ".hidden.txt").write_text("secret\n", encoding="utf-8")
@@ -36,13 +38,15 @@ def test_loader_skips_bad_files_with_one_line_warnings(messy: Path, caplog):
     with caplog.at_level(logging.WARNING, logger="rag"):
         docs = load_corpus(messy)
     ids = [d.doc_id for d in docs]
-    assert ids == ["a.txt", "latin1.txt", "nested/b.md", "nested/deeper/c.txt"]
+    assert ids == ["a.txt", "latin1.md", "latin1.txt", "nested/b.md", "nested/deeper/c.txt"]
     messages = [r.getMessage() for r in caplog.records]
     assert all("\n" not in m for m in messages)
     assert any("empty.txt" in m and "empty" in m for m in messages)
     assert any("blank.txt" in m for m in messages)
     assert any("image.txt" in m and "binary" in m for m in messages)
     assert any("latin1.txt" in m and "UTF-8" in m for m in messages)
+    assert any("latin1.md is not valid UTF-8" in m for m in messages)  # Markdown too
+    assert "skipped windows.txt: UTF-16 text (re-save it as UTF-8)" in messages
     assert any("symlink loop" in m for m in messages)
     assert any("notes.pdf" in m and "broken" in m for m in messages)
 
@@ -64,6 +68,9 @@ def test_seed_ids_are_file_names_in_stable_order():
 def test_missing_corpus_folder(tmp_path: Path):
     with pytest.raises(CorpusNotFound, match="RAG_CORPUS_DIR"):
         load_corpus(tmp_path / "nope")
+    (tmp_path / "a.txt").write_text("A file, not a folder.\n", encoding="utf-8")
+    with pytest.raises(CorpusNotFound, match="is a file: pass the folder that holds it"):
+        load_corpus(tmp_path / "a.txt")
 
 
 @pytest.mark.parametrize(

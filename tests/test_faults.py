@@ -55,6 +55,11 @@ def test_links_out_of_the_corpus_are_never_indexed(fake_settings: Settings, tmp_
     assert "inside-link.txt" in ids
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("links outside the corpus" in m for m in warnings) == 2
+    assert "skipped x.txt: links outside the corpus folder" in warnings  # named as an id
+    caplog.clear()  # the folder is listed again at every question: said once is enough
+    with caplog.at_level(logging.WARNING, logger="rag"):
+        list_document_files(corpus)
+    assert not any("links outside" in r.getMessage() for r in caplog.records)
     build_index(fake_settings, embedder=FakeEmbedder())
     texts = " ".join(c.text for c in load_index(fake_settings.index_dir).chunks)
     assert "swordfish" not in texts
@@ -68,8 +73,11 @@ def test_a_file_swapped_for_a_link_after_indexing_is_not_served(fake_settings: S
     victim = fake_settings.corpus_dir / DOC
     victim.unlink()
     os.symlink(secret, victim)
-    with pytest.raises(DocumentNotFound, match="outside the corpus"):
+    with pytest.raises(DocumentNotFound, match="outside the corpus") as raised:
         read_cited_span(fake_settings.corpus_dir, record, 0, 20)
+    # Told by document id, never by where the corpus lies (the message reaches HTTP clients).
+    assert str(raised.value).startswith(f"{DOC} links outside")
+    assert str(fake_settings.corpus_dir) not in str(raised.value)
     with pytest.raises(DocumentNotFound):
         read_document_text(fake_settings.corpus_dir, DOC)
 

@@ -32,6 +32,21 @@ def query_get(
     min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     mode: Annotated[Mode | None, Query()] = None,
     explain: Annotated[bool, Query()] = False,
+    max_per_doc: Annotated[
+        int | None, Query(ge=1, le=50, description="At most this many passages per document.")
+    ] = None,
+    doc_ids: Annotated[
+        list[str] | None, Query(max_length=1000, description="Search only these documents.")
+    ] = None,
 ) -> QueryResponse:
-    """The same as POST /query, for a browser or curl: `/query?q=...&k=3&mode=bm25`."""
-    return pipeline.ask(q, k=k, min_score=min_score, mode=mode, explain=explain)
+    """The same as POST /query, for a browser or curl: `/query?q=...&k=3&mode=bm25`
+    (`doc_ids` repeated for several documents)."""
+    return pipeline.ask(
+        q,
+        k=k,
+        min_score=min_score,
+        mode=mode,
+        explain=explain,
+        max_per_doc=max_per_doc,
+        doc_ids=doc_ids,
+    )

@@ -286,9 +286,10 @@
     return `${loc.doc_id}:${loc.start_char}-${loc.end_char}`;
   }
 
-  function confidenceWords(p) {
-    if (p >= 0.8) return "very likely right";
-    if (p >= 0.6) return "likely right";
+  // Words from the percentage shown, so that "80% confident" never reads "likely right".
+  function confidenceWords(percent) {
+    if (percent >= 80) return "very likely right";
+    if (percent >= 60) return "likely right";
     return "unsure: check the source";
   }
 
@@ -330,7 +331,7 @@
         el(
           "p",
           { class: "confidence" },
-          el("strong", null, confidenceWords(answer.confidence)),
+          el("strong", null, confidenceWords(Math.round(answer.confidence * 100))),
           ` (${Math.round(answer.confidence * 100)}% confident)`
         ),
         el("p", { class: "source" }, "From ", citeButton(answer, answer.title, where), " ", copyButton(answer))

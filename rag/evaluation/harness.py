@@ -155,20 +155,42 @@ def evaluate_questions(
                 mode=mode, metrics=metrics, hit_at=hit_at, intervals=intervals, per_question=results
             )
         )
-    unanswerable = sum(not q.answerable for q in questions)
     return EvalReport(
         dataset=dataset,
         settings=_settings_summary(pipeline.settings, depth),
         created=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         modes=reports,
-        notes=[
-            f"{unanswerable} unanswerable questions count only in the abstention figures.",
+        notes=_notes(questions, set(pipeline.index.documents)),
+    )
+
+
+def _notes(questions: list[Question], indexed: set[str]) -> list[str]:
+    """What a reader of the figures must know: unanswerable questions, and gold documents
+    the index does not hold (a misspelt id, a file skipped when indexing), which no passage
+    can match, so that a typo shows instead of silently lowering every figure."""
+    notes = []
+    unknown = sorted({d for q in questions for d in q.doc_ids} - indexed)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (
+            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        )
+        notes.append(
+            f"{_count(len(unknown), 'gold document')} not in the index (misspelt, or skipped "
+            f"when indexing): {shown}; no passage of theirs can be found."
+        )
+    unanswerable = sum(not q.answerable for q in questions)
+    if unanswerable:
+        notes += [
+            f"{_count(unanswerable, 'unanswerable question')} "
+            f"{'counts' if unanswerable == 1 else 'count'} only in the abstention figures.",
             "answer accuracy: answerable questions answered (not abstained) with a span from "
             "a gold document containing an answer string.",
         ]
-        if unanswerable
-        else [],
-    )
+    return notes
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def answer_metrics(results: list[QuestionResult]) -> dict[str, float]:
