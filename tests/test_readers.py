@@ -91,6 +91,18 @@ def test_pdf_text_by_page():
     at = paper.text.find("Christopher Latham Sholes")
     assert at >= 0 and paper.page_of(at) == 1
     assert paper.page_of(len(paper.text) - 2) == 5
+    # A compound broken at a line end keeps its hyphen; a cut word is joined.
+    assert "self-publishing" in paper.text and "selfpublishing" not in paper.text
+
+
+def test_line_end_hyphens_join_cut_words_and_keep_compounds():
+    from rag.readers.pdf import _page_text
+
+    marked = "Exam\ufffeple self\ufffepublishing d\ufffedimensional FAA\ufffeapproved"
+    assert _page_text(marked) == "Example self-publishing d-dimensional FAA-approved"
+    assert _page_text("exam-\nple, Self-\npublishing, a d-\ndimensional re-\nturn") == (
+        "example, Self-publishing, a d-dimensional return"
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,17 +12,24 @@ from rag.readers.base import Extracted, TextBuilder, Unreadable
 
 # Fewer characters a page than this on average: scanned images without a text layer.
 MIN_CHARS_PER_PAGE = 20
-_HYPHENATED = re.compile(r"([a-z])[-\u00ad\x02]\n([a-z])")
+_HYPHENATED = re.compile(r"\b([A-Za-z]*[a-z])[-\u00ad\x02]\n([a-z])")
 # PDFium marks a hyphen it took for a line-end break with U+FFFE (bench/EXTRACTION.md): a
 # split word between lower-case letters ("exam\ufffeple"), a real compound elsewhere
 # ("FAA\ufffeapproved").
-_SPLIT_WORD = re.compile(r"(?<=[a-z])\ufffe(?=[a-z])")
+_SPLIT_WORD = re.compile(r"\b([A-Za-z]*[a-z])\ufffe(?=[a-z])")
+
+
+def _joined(fragment: str) -> str:
+    """A line-end fragment as it joins the next line: with its hyphen when it is a compound's
+    first word ("d-dimensional", "self-publishing": hyphenation leaves at least two letters
+    of a cut word, and "self" is written hyphenated), else without ("exam-ple")."""
+    return f"{fragment}-" if len(fragment) == 1 or fragment.lower() == "self" else fragment
 
 
 def _page_text(raw: str) -> str:
     text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    text = _SPLIT_WORD.sub("", text).replace("\ufffe", "-")
-    text = _HYPHENATED.sub(r"\1\2", text)
+    text = _SPLIT_WORD.sub(lambda m: _joined(m.group(1)), text).replace("\ufffe", "-")
+    text = _HYPHENATED.sub(lambda m: _joined(m.group(1)) + m.group(2), text)
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
