@@ -27,7 +27,10 @@ class Span(BaseModel):
     after: str = Field(description="Up to `context` characters after the span.")
     doc_sha256: str = Field(description="sha256 of the file now.")
     indexed_sha256: str = Field(description="sha256 of the file when it was indexed.")
-    stale: bool = Field(description="The file changed since indexing: offsets may not match.")
+    stale: bool = Field(
+        description="The file changed since indexing: a plain-text file's offsets may not match "
+        "any more; other formats are served from the text extracted at index time."
+    )
     chars: int = Field(description="Length of the document now, in characters.")
     line_start: int = Field(ge=1, description="1-based line of `start`.")
     line_end: int = Field(ge=1, description="1-based line of the span's last character.")

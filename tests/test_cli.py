@@ -108,13 +108,21 @@ def test_index_docs_and_show(seed_index):
 def test_show_warns_when_the_file_changed(fake_settings, fake_embedder):
     from rag.build import build_index
 
+    notes = fake_settings.corpus_dir / "notes.md"
+    notes.write_text("# Notes\n\nThe lens is polished every 14 days.\n", "utf-8")
     build_index(fake_settings, embedder=fake_embedder)
     doc = fake_settings.corpus_dir / "000_3adcc106da112fc4.txt"
     doc.write_text(doc.read_text(encoding="utf-8").replace("Amnesty", "AMNESTY"), "utf-8")
     env = {"RAG_INDEX_DIR": str(fake_settings.index_dir)}  # the corpus as indexed
     result = rag("show", "000_3adcc106da112fc4.txt:100-140", env=env)
     assert result.exit_code == 0, result.output
-    assert "changed since it was indexed" in result.stderr
+    assert "changed since it was indexed; this span may not be the cited text" in result.stderr
+    # Another format is shown from the text extracted at index time: the cited text.
+    notes.write_text("# Notes\n\nThe lens is polished every 21 days.\n", "utf-8")
+    result = rag("show", "notes.md", env=env)
+    assert result.exit_code == 0, result.output
+    assert "14 days" in result.stdout
+    assert "this is the text as indexed, not as the file is now" in result.stderr
 
 
 def test_an_index_is_used_as_built(fake_settings, fake_embedder, monkeypatch):

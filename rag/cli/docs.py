@@ -72,12 +72,14 @@ def show(
     build = current_build(settings.index_dir)
     span = read_cited_span(settings.corpus_dir, record, start, end, context, None, build)
     if span.stale:
-        err.print(
-            Text(
-                f"warning: {doc_id} changed since it was indexed; this span may not be the "
-                "cited text (run `rag index`)"
-            )
+        # A plain-text file is read as it is now; another format from the text its reader
+        # extracted at index time, which is the cited text but no longer the file's.
+        now = (
+            "this span may not be the cited text"
+            if record.text_file is None
+            else "this is the text as indexed, not as the file is now"
         )
+        err.print(Text(f"warning: {doc_id} changed since it was indexed; {now} (run `rag index`)"))
     header = Text()
     header.append(doc_id, style="bold cyan")
     page = record.page_of(span.start)
