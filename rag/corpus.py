@@ -278,7 +278,7 @@ def read_document(
                 if not data.strip():
                     return skip("empty file")
                 if kind in (None, "markdown") and data.startswith(_UTF16_BOMS):
-                    return skip("UTF-16 text", "UTF-16 text (re-save it as UTF-8)")
+                    return skip("UTF-16 file", "UTF-16 text (re-save it as UTF-8)")
                 if kind in (None, "markdown"):
                     _warn_unless_utf8(stamp.doc_id, data)
             if kind is not None:

@@ -302,3 +302,16 @@ def test_eval_lists_its_subcommands():
     result = rag("eval", "--help")
     assert result.exit_code == 0
     assert all(name in result.stdout for name in ("run", "beir", "sweep", "calibrate"))
+
+
+def test_the_summary_counts_skipped_files_in_words():
+    from types import SimpleNamespace
+
+    from rag.cli.common import summary_lines
+
+    report = SimpleNamespace(
+        formats={"text": 2},
+        skipped_reasons={"empty file": 3, "binary file": 1, "encrypted": 2},
+        unsupported={},
+    )
+    assert summary_lines(report)[1] == "skipped: 1 binary file, 3 empty files, 2 encrypted"

@@ -153,11 +153,16 @@ def summary_lines(report: Any) -> list[str]:
     lines = ["read: " + ", ".join(f"{n} {kind}" for kind, n in sorted(report.formats.items()))]
     if report.skipped_reasons:
         reasons = sorted(report.skipped_reasons.items())
-        lines.append("skipped: " + ", ".join(f"{n} {reason}" for reason, n in reasons))
+        lines.append("skipped: " + ", ".join(_counted(n, reason) for reason, n in reasons))
     if report.unsupported:
         kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(report.unsupported.items()))
         lines.append(f"not read (extension not in RAG_EXTENSIONS): {kinds}")
     return lines
+
+
+def _counted(n: int, reason: str) -> str:
+    """A count of skipped files by reason: "3 empty files", "1 binary file", "2 encrypted"."""
+    return f"{n} {reason}s" if n != 1 and reason.endswith("file") else f"{n} {reason}"
 
 
 def print_build(report: Any) -> None:
