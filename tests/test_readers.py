@@ -100,6 +100,7 @@ def test_line_end_hyphens_join_cut_words_and_keep_compounds():
 
     marked = "Exam\ufffeple self\ufffepublishing d\ufffedimensional FAA\ufffeapproved"
     assert _page_text(marked) == "Example self-publishing d-dimensional FAA-approved"
+    assert _page_text("Über\ufffesetzung x2exam\ufffeple") == "Übersetzung x2example"
     assert _page_text("exam-\nple, Self-\npublishing, a d-\ndimensional re-\nturn") == (
         "example, Self-publishing, a d-dimensional return"
     )

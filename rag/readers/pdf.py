@@ -12,11 +12,13 @@ from rag.readers.base import Extracted, TextBuilder, Unreadable
 
 # Fewer characters a page than this on average: scanned images without a text layer.
 MIN_CHARS_PER_PAGE = 20
-_HYPHENATED = re.compile(r"\b([A-Za-z]*[a-z])[-\u00ad\x02]\n([a-z])")
+# The letters before a line-end hyphen (any script; the last one a lower-case ASCII letter,
+# as before) and the first letter after it.
+_HYPHENATED = re.compile(r"([^\W\d_]*[a-z])[-\u00ad\x02]\n([a-z])")
 # PDFium marks a hyphen it took for a line-end break with U+FFFE (bench/EXTRACTION.md): a
 # split word between lower-case letters ("exam\ufffeple"), a real compound elsewhere
 # ("FAA\ufffeapproved").
-_SPLIT_WORD = re.compile(r"\b([A-Za-z]*[a-z])\ufffe(?=[a-z])")
+_SPLIT_WORD = re.compile(r"([^\W\d_]*[a-z])\ufffe(?=[a-z])")
 
 
 def _joined(fragment: str) -> str:
