@@ -111,7 +111,9 @@ def build_index(
         if rebuild:
             VectorCache(index_dir).clear()
         suffixes = settings.extension_list
-        stamps = list_document_files(settings.corpus_dir, suffixes, report.unsupported)
+        stamps = list_document_files(
+            settings.corpus_dir, suffixes, report.unsupported, report.skipped_reasons
+        )
         stamp_of = {s.doc_id: s for s in stamps}
         previous = None if rebuild else previous_build(index_dir)
         old_manifest = previous.manifest if previous else None

@@ -103,6 +103,8 @@ def _shown(root: Path | str, path: str | Path) -> str:
         return _printable(Path(path).name)
 
 
+OUTSIDE_LINK = "link outside the corpus"  # a reason files are left out, as summaries count it
+
 # (corpus folder, message) already logged: every question checks the folder for changes,
 # and a file that stays skipped is reported once per process, not at every question.
 _WARNED: set[tuple[str, str]] = set()
@@ -115,11 +117,24 @@ def _warn_once(root: Path | str, message: str) -> None:
         LOG.warning("%s", message)
 
 
-def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
+class _LeftOut:
+    """What listing the corpus leaves out: each said once (`_warn_once`), and counted by
+    reason into `counts` (the index summary's "skipped" line) when given."""
+
+    def __init__(self, root: Path, counts: dict[str, int] | None) -> None:
+        self.root, self.counts = root, counts
+
+    def __call__(self, path: str, reason: str, detail: str = "") -> None:
+        _warn_once(self.root, f"skipped {_shown(self.root, path)}: {detail or reason}")
+        if self.counts is not None:
+            self.counts[reason] = self.counts.get(reason, 0) + 1
+
+
+def _walk(root: Path, leave_out: _LeftOut) -> Iterator[tuple[str, list[os.DirEntry]]]:
     """(folder, its entries) for every folder under `root`, iteratively (a deep tree does
     not exhaust the stack), in sorted order. Hidden entries are skipped; a folder that
     cannot be listed, a symlinked folder leading outside the corpus or into a folder seen
-    already (a loop) is skipped with a warning."""
+    already (a loop) is left out."""
     root_real = os.path.realpath(root)
     seen = {root_real}
     stack = [str(root)]
@@ -130,9 +145,7 @@ def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
                 entries = [e for e in listing if not e.name.startswith(".")]
             entries.sort(key=lambda e: e.name)
         except OSError as exc:
-            _warn_once(
-                root, f"skipped {_shown(root, folder)}: cannot list it ({exc.strerror or exc})"
-            )
+            leave_out(folder, "unlistable folder", f"cannot list it ({exc.strerror or exc})")
             continue
         yield folder, entries
         below = []
@@ -144,11 +157,9 @@ def _walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry]]]:
                 continue
             real = os.path.realpath(entry.path)
             if not _inside(real, root_real):
-                _warn_once(
-                    root, f"skipped {_shown(root, entry.path)}: links outside the corpus folder"
-                )
+                leave_out(entry.path, OUTSIDE_LINK, "links outside the corpus folder")
             elif real in seen:
-                _warn_once(root, f"skipped {_shown(root, entry.path)}: symlink loop")
+                leave_out(entry.path, "symlink loop")
             else:
                 seen.add(real)
                 below.append(entry.path)
@@ -159,13 +170,15 @@ def list_document_files(
     corpus_dir: Path,
     suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES,
     unsupported: dict[str, int] | None = None,
+    left_out: dict[str, int] | None = None,
 ) -> list[FileStamp]:
     """Every file with one of `suffixes` under `corpus_dir` that lies inside it, sorted by
     doc_id; the other files are counted by extension in `unsupported` when given.
 
-    Hidden files and folders are skipped, and so (with a one-line warning each) are files
-    whose name is not valid UTF-8 (no id could name them in JSON or a URL), files or
-    folders that link outside the corpus, and symlink loops.
+    Hidden files and folders are skipped, and so (with a one-line warning each, counted by
+    reason in `left_out` when given) are files whose name is not valid UTF-8 (no id could
+    name them in JSON or a URL), files or folders that link outside the corpus, and symlink
+    loops.
     """
     root = Path(corpus_dir)
     if root.exists() and not root.is_dir():
@@ -177,8 +190,9 @@ def list_document_files(
             f"corpus folder not found: {root} (set RAG_CORPUS_DIR or pass --corpus)"
         )
     root_real = os.path.realpath(root)
+    leave_out = _LeftOut(root, left_out)
     stamps: list[FileStamp] = []
-    for _, entries in _walk(root):
+    for _, entries in _walk(root, leave_out):
         for entry in entries:
             if not entry.name.lower().endswith(suffixes):
                 if unsupported is not None and entry.is_file(follow_symlinks=False):
@@ -188,21 +202,19 @@ def list_document_files(
             try:
                 entry.name.encode("utf-8")
             except UnicodeEncodeError:
-                _warn_once(
-                    root,
-                    f"skipped {_shown(root, entry.path)}: the file name is not valid UTF-8 "
-                    "(rename the file)",
+                leave_out(
+                    entry.path,
+                    "file name not UTF-8",
+                    "the file name is not valid UTF-8 (rename the file)",
                 )
                 continue
             if not _inside(os.path.realpath(entry.path), root_real):
-                _warn_once(
-                    root, f"skipped {_shown(root, entry.path)}: links outside the corpus folder"
-                )
+                leave_out(entry.path, OUTSIDE_LINK, "links outside the corpus folder")
                 continue
             try:
                 st = os.stat(entry.path)
             except OSError as exc:
-                _warn_once(root, f"skipped {_shown(root, entry.path)}: {exc.strerror or exc}")
+                leave_out(entry.path, "unreadable", str(exc.strerror or exc))
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue

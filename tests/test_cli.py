@@ -311,7 +311,16 @@ def test_the_summary_counts_skipped_files_in_words():
 
     report = SimpleNamespace(
         formats={"text": 2},
-        skipped_reasons={"empty file": 3, "binary file": 1, "encrypted": 2},
+        skipped_reasons={
+            "empty file": 3,
+            "binary file": 1,
+            "encrypted": 2,
+            "link outside the corpus": 2,
+            "symlink loop": 1,
+        },
         unsupported={},
     )
-    assert summary_lines(report)[1] == "skipped: 1 binary file, 3 empty files, 2 encrypted"
+    assert summary_lines(report)[1] == (
+        "skipped: 1 binary file, 3 empty files, 2 encrypted, 2 links outside the corpus, "
+        "1 symlink loop"
+    )

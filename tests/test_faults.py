@@ -60,9 +60,10 @@ def test_links_out_of_the_corpus_are_never_indexed(fake_settings: Settings, tmp_
     with caplog.at_level(logging.WARNING, logger="rag"):
         list_document_files(corpus)
     assert not any("links outside" in r.getMessage() for r in caplog.records)
-    build_index(fake_settings, embedder=FakeEmbedder())
+    report = build_index(fake_settings, embedder=FakeEmbedder())
     texts = " ".join(c.text for c in load_index(fake_settings.index_dir).chunks)
     assert "swordfish" not in texts
+    assert report.skipped_reasons == {"link outside the corpus": 2}  # in the summary too
 
 
 def test_a_file_swapped_for_a_link_after_indexing_is_not_served(fake_settings: Settings, tmp_path):

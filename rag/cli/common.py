@@ -161,8 +161,20 @@ def summary_lines(report: Any) -> list[str]:
 
 
 def _counted(n: int, reason: str) -> str:
-    """A count of skipped files by reason: "3 empty files", "1 binary file", "2 encrypted"."""
-    return f"{n} {reason}s" if n != 1 and reason.endswith("file") else f"{n} {reason}"
+    """A count of skipped files by reason: "3 empty files", "1 binary file", "2 encrypted",
+    "2 links outside the corpus"."""
+    if n == 1:
+        return f"{n} {reason}"
+    if reason in _PLURALS:
+        return f"{n} {_PLURALS[reason]}"
+    return f"{n} {reason}s" if reason.endswith(("file", "folder")) else f"{n} {reason}"
+
+
+_PLURALS = {
+    "link outside the corpus": "links outside the corpus",
+    "symlink loop": "symlink loops",
+    "file name not UTF-8": "file names not UTF-8",
+}
 
 
 def print_build(report: Any) -> None:
