@@ -23,7 +23,6 @@ from scipy.stats import binomtest
 from rag.answer import SCORE_SCALE_DEPTH, SELECTION_WEIGHTS
 from rag.cli.common import as_built, ensure
 from rag.embedding import embedder_for
-from rag.evaluation import calibration
 from rag.evaluation.calibration import Collected, Decision, collect, cross_validate, decide, fit
 from rag.evaluation.report import markdown
 from rag.pipeline import Pipeline
@@ -124,9 +123,8 @@ def main() -> None:
     fitted, cv_table = {}, []
     for train_name, rows in trains.items():
         for feature, names in FEATURES.items():
-            calibration.SELECTION = names  # what fit_selection fits
-            fitted[train_name, feature] = f = fit(rows)
-            cv = [figures_of(cross_validate(rows, FOLDS, seed))[0] for seed in SEEDS_CV]
+            fitted[train_name, feature] = f = fit(rows, names)
+            cv = [figures_of(cross_validate(rows, FOLDS, seed, names))[0] for seed in SEEDS_CV]
             cv_table.append([train_name, feature, *cv, str(f.selection), str(f.threshold)])
     print(f"## Fitted, and {FOLDS}-fold cross-validated answers right on the same questions\n")
     head = [f"CV seed {s}" for s in SEEDS_CV]

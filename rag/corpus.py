@@ -291,7 +291,7 @@ def read_document(
                     return skip("empty file")
                 if kind in (None, "markdown") and data.startswith(_UTF16_BOMS):
                     return skip("UTF-16 file", "UTF-16 text (re-save it as UTF-8)")
-                if kind in (None, "markdown"):
+                if kind == "markdown":
                     _warn_unless_utf8(stamp.doc_id, data)
             if kind is not None:
                 got = extracted.get(kind, digest) if extracted is not None else None
@@ -325,6 +325,8 @@ def read_document(
     if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
         return skip("binary file", "binary file (contains NUL bytes)")
     text = decode_document_bytes(data)
+    if "\ufffd" in text:  # decoded already: check the bytes only when something was replaced
+        _warn_unless_utf8(stamp.doc_id, data)
     return Document(
         doc_id=stamp.doc_id,
         path=stamp.path,

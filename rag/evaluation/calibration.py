@@ -60,7 +60,7 @@ def collect(pipeline: Pipeline, questions: list[Question]) -> list[Collected]:
 L2 = 30.0
 
 
-def fit_selection(rows: list[Collected]) -> dict[str, float]:
+def fit_selection(rows: list[Collected], features: tuple[str, ...] = SELECTION) -> dict[str, float]:
     """Weights of the span score, fitted for what it is used for: picking one span per
     question. A conditional logit (softmax over each question's spans, the likelihood of
     the spans that hold an answer), over the answerable questions whose top passages hold
@@ -72,7 +72,7 @@ def fit_selection(rows: list[Collected]) -> dict[str, float]:
         competing = typed(r.spans)
         right = np.array([r.right[i] for i in competing])
         if right.any():
-            x = np.array([[r.spans[i].features[f] for f in SELECTION] for i in competing])
+            x = np.array([[r.spans[i].features[f] for f in features] for i in competing])
             groups.append((x, right))
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
@@ -86,8 +86,8 @@ def fit_selection(rows: list[Collected]) -> dict[str, float]:
             grad = grad - (p_right / p_right.sum()) @ x + p_all @ x
         return total, grad
 
-    w = minimize(loss, np.zeros(len(SELECTION)), jac=True, method="L-BFGS-B").x
-    return {f: round(float(v), 3) for f, v in zip(SELECTION, w, strict=True)}
+    w = minimize(loss, np.zeros(len(features)), jac=True, method="L-BFGS-B").x
+    return {f: round(float(v), 3) for f, v in zip(features, w, strict=True)}
 
 
 def _pick(row: Collected, weights: dict[str, float]) -> tuple[dict[str, float], bool] | None:
@@ -133,8 +133,8 @@ class Fitted:
     threshold: float
 
 
-def fit(rows: list[Collected]) -> Fitted:
-    selection = fit_selection(rows)
+def fit(rows: list[Collected], features: tuple[str, ...] = SELECTION) -> Fitted:
+    selection = fit_selection(rows, features)
     picked = [(r, _pick(r, selection)) for r in rows]
     usable = [(r, p) for r, p in picked if p is not None]
     conf = fit_confidence([p for _, p in usable])
@@ -194,7 +194,9 @@ def reliability(decisions: list[Decision]) -> list[list[str]]:
     return table
 
 
-def cross_validate(rows: list[Collected], folds: int, seed: int = 0) -> list[Decision]:
+def cross_validate(
+    rows: list[Collected], folds: int, seed: int = 0, features: tuple[str, ...] = SELECTION
+) -> list[Decision]:
     """Out-of-fold decisions: each question decided by models and a threshold fitted on
     the other folds (stratified on answerable)."""
     from sklearn.model_selection import StratifiedKFold
@@ -211,7 +213,7 @@ def cross_validate(rows: list[Collected], folds: int, seed: int = 0) -> list[Dec
     decided: list[Decision | None] = [None] * len(rows)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(np.zeros(len(rows)), y):
-        fitted = fit([rows[i] for i in train])
+        fitted = fit([rows[i] for i in train], features)
         for i, d in zip(test, decide([rows[i] for i in test], fitted), strict=True):
             decided[i] = d
     return [d for d in decided if d is not None]
