@@ -59,6 +59,11 @@ class DocumentRecord(DocumentInfo):
     def page_of(self, offset: int) -> int | None:
         return page_of(self.page_starts, offset)
 
+    def pages(self, start: int, end: int) -> dict[str, int | None]:
+        """`page` and `page_end` of the span text[start:end]: the pages of its first and last
+        characters (a PDF passage may run across a page break)."""
+        return {"page": self.page_of(start), "page_end": self.page_of(max(start, end - 1))}
+
     def info(self) -> DocumentInfo:
         return DocumentInfo(**self.model_dump(include=set(DocumentInfo.model_fields)))
 

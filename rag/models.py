@@ -19,6 +19,11 @@ class Location(BaseModel):
     line_end: int = Field(ge=1, description="1-based line of the last character.")
     doc_sha256: str = Field(description="sha256 of the document file when it was indexed.")
     page: int | None = Field(None, description="1-based page of start_char (PDF).")
+    page_end: int | None = Field(
+        None,
+        description="1-based page of the last character (PDF): after `page` when the span "
+        "runs across a page break.",
+    )
 
 
 class Explanation(BaseModel):

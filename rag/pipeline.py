@@ -146,12 +146,13 @@ class Pipeline:
             sure = confidence(best.confidence_features()) if best is not None else 0.0
             answerable = best is not None and sure >= self.settings.answer_threshold
             answer = answer_of(best, sure) if best is not None and answerable else None
-            if answer is not None:  # its own page: a passage may cross a page break
-                page_of = self.index.documents[answer.doc_id].page_of
-                update: dict[str, Any] = {"page": page_of(answer.start_char)}
+            if answer is not None:  # its own pages: a passage may cross a page break
+                pages = self.index.documents[answer.doc_id].pages
+                update: dict[str, Any] = pages(answer.start_char, answer.end_char)
                 if answer.evidence is not None:
-                    update["evidence"] = answer.evidence.model_copy(
-                        update={"page": page_of(answer.evidence.start_char)}
+                    evidence = answer.evidence
+                    update["evidence"] = evidence.model_copy(
+                        update=pages(evidence.start_char, evidence.end_char)
                     )
                 answer = answer.model_copy(update=update)
         took_ms = (time.perf_counter() - started) * 1000

@@ -357,7 +357,7 @@ def location_of(index: IndexData, row: int) -> Location:
         line_start=chunk.line_start,
         line_end=chunk.line_end,
         doc_sha256=record.sha256,
-        page=record.page_of(chunk.start),
+        **record.pages(chunk.start, chunk.end),
     )
 
 

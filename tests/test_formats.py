@@ -67,6 +67,40 @@ def test_pdf_citations_carry_their_page_and_stay_readable_when_the_file_changes(
     assert span.stale and span.text == hit.text  # the text as indexed, flagged stale
 
 
+def test_a_pdf_passage_across_a_page_break_cites_both_pages(mixed: Path, tmp_path, monkeypatch):
+    settings = load_settings(corpus_dir=mixed, index_dir=tmp_path / "idx", model="fake")
+    build_index(settings, embedder=FakeEmbedder())
+    index = load_index(settings.index_dir)
+    record = index.documents["pdf/multi_page.pdf"]
+    for chunk in (c for c in index.chunks if c.doc_id == record.doc_id):
+        pages = record.pages(chunk.start, chunk.end)
+        crossed = [p for p in record.page_starts if chunk.start < p < chunk.end]
+        assert pages["page_end"] - pages["page"] == len(crossed), chunk.chunk_id
+    pipeline = Pipeline(settings, index, FakeEmbedder())
+    # The multi_page.pdf passage on Microsoft Word's rise starts on page 1, ends on page 2.
+    question = "Microsoft Word industry standard WordPerfect"
+    hit = next(h for h in pipeline.ask(question, k=5, mode="bm25").hits if h.page_end != h.page)
+    assert (hit.doc_id, hit.page, hit.page_end) == ("pdf/multi_page.pdf", 1, 2)
+    assert record.page_starts[1] in range(hit.start_char, hit.end_char)
+    monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: FakeEmbedder())
+    shown = CliRunner().invoke(
+        app,
+        [
+            "ask",
+            question,
+            "--corpus",
+            str(mixed),
+            "--index-dir",
+            str(settings.index_dir),
+            "--mode",
+            "bm25",
+            "--model",
+            "fake",
+        ],
+    )
+    assert "pdf/multi_page.pdf  pages 1-2" in shown.stdout, shown.output
+
+
 def test_rag_index_prints_the_summary(mixed: Path, tmp_path, monkeypatch):
     monkeypatch.setattr("rag.embedding.SentenceTransformerEmbedder", lambda *_: FakeEmbedder())
     result = CliRunner().invoke(

@@ -279,7 +279,9 @@
 
   function lines(loc) {
     const l = loc.line_start === loc.line_end ? `line ${loc.line_start}` : `lines ${loc.line_start}–${loc.line_end}`;
-    return loc.page ? `page ${loc.page}, ${l}` : l;
+    if (!loc.page) return l;
+    const p = loc.page_end && loc.page_end !== loc.page ? `pages ${loc.page}–${loc.page_end}` : `page ${loc.page}`;
+    return `${p}, ${l}`;
   }
 
   function citation(loc) {

@@ -19,6 +19,7 @@ from rag.cli.common import (
     ensure,
     handle_errors,
     out,
+    pages_label,
     print_build,
 )
 from rag.questions import read_questions
@@ -41,7 +42,8 @@ def _print_answer(response: Any) -> None:
         return
     head = Text("Answer ", style="bold")
     head.append(f"({answer.confidence:.0%} confident)", style="dim")
-    where = f"  {answer.doc_id}" + (f"  page {answer.page}" if answer.page else "")
+    pages = pages_label(answer.page, answer.page_end)
+    where = f"  {answer.doc_id}" + (f"  {pages}" if pages else "")
     head.append(f"{where}  chars {answer.start_char}-{answer.end_char}", style="cyan")
     out.print(head)
     for line in _wrap(" ".join(answer.text.split()), min(out.width, 100) - 3):
@@ -92,7 +94,7 @@ def _print_hits(response: Any) -> None:
         head.append(f"{hit.rank}. ", style="bold")
         head.append(hit.doc_id, style="bold cyan")
         if hit.page:
-            head.append(f"  page {hit.page}")
+            head.append(f"  {pages_label(hit.page, hit.page_end)}")
         head.append(f"  chars {hit.start_char}-{hit.end_char}")
         head.append(f"  lines {hit.line_start}-{hit.line_end}")
         head.append(f"  score {hit.score:.3f}", style="dim")

@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from rag.cli.common import CorpusOpt, IndexDirOpt, JsonOpt, app, as_built, err, handle_errors, out
+from rag.cli.common import (
+    CorpusOpt,
+    IndexDirOpt,
+    JsonOpt,
+    app,
+    as_built,
+    err,
+    handle_errors,
+    out,
+    pages_label,
+)
 from rag.errors import ConfigError, DocumentNotFound
 from rag.settings import load_settings
 
@@ -82,9 +92,9 @@ def show(
         err.print(Text(f"warning: {doc_id} changed since it was indexed; {now} (run `rag index`)"))
     header = Text()
     header.append(doc_id, style="bold cyan")
-    page = record.page_of(span.start)
-    if page:
-        header.append(f"  page {page}")
+    pages = pages_label(**record.pages(span.start, span.end))
+    if pages:
+        header.append(f"  {pages}")
     header.append(f"  chars {span.start}-{span.end}  lines {span.line_start}-{span.line_end}")
     out.print(header)
     lead = "…" if span.start - len(span.before) > 0 else ""
