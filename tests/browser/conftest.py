@@ -23,6 +23,8 @@ from rag.settings import Settings
 from ..conftest import RELEASE_NOTES, SEEDS
 from ..test_server import free_port
 
+MULTI_PAGE_PDF = RELEASE_NOTES.parent.parent / "pdf" / "multi_page.pdf"
+
 # The real binary: /usr/bin/chromium is a wrapper script. Playwright's own download
 # cannot reach the internet here, so it is never used.
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -131,17 +133,18 @@ def page_index(
     tmp_path_factory: pytest.TempPathFactory, seed_index: Settings, real_embedder
 ) -> Settings:
     """The seed index copied and brought up to date with the extra documents and a real
-    release-notes page: only those are embedded."""
+    release-notes page and a real PDF: only those are embedded."""
     root = tmp_path_factory.mktemp("page")
     corpus = root / "corpus"
     shutil.copytree(SEEDS, corpus)
     write_extra_documents(corpus)
     shutil.copy(RELEASE_NOTES, corpus / RELEASE_NOTES.name)  # answers through headings
+    shutil.copy(MULTI_PAGE_PDF, corpus / MULTI_PAGE_PDF.name)  # passages across page breaks
     index_dir = root / "index"
     shutil.copytree(seed_index.index_dir, index_dir)
     settings = seed_index.model_copy(update={"corpus_dir": corpus, "index_dir": index_dir})
     report = build_index(settings, embedder=real_embedder)
-    assert report.embedded > 0 and len(report.added) == 4, report
+    assert report.embedded > 0 and len(report.added) == 5, report
     return settings
 
 

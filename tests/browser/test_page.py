@@ -110,6 +110,19 @@ def test_an_answer_that_is_a_release_heading_shows_the_sentence_under_it(
     expect(card.locator("mark.answer-span")).to_have_count(1 if holds else 0)
 
 
+def test_a_pdf_passage_across_a_page_break_shows_both_pages(page: Page, server: Server):
+    question = "When did Microsoft Word become the industry standard word processor?"
+    expected = api_query(server, question)
+    crossing = [h for h in expected["hits"] if h["page"] and h["page_end"] != h["page"]]
+    assert crossing, "multi_page.pdf's passage on Microsoft Word runs from page 1 to 2"
+    page.goto("/")
+    ask(page, question)
+    wait_for_passages(page, len(expected["hits"]))
+    for hit in crossing:
+        card = page.locator("#hits > li").nth(hit["rank"] - 1)
+        expect(card.locator(".where")).to_contain_text(f"pages {hit['page']}–{hit['page_end']}")
+
+
 def test_a_citation_opens_the_source_at_its_span_and_copies_for_rag_show(
     page: Page, server: Server
 ):
