@@ -148,7 +148,8 @@ def _progress_lines(label: str, every_s: float = 30.0) -> Callable[[int, int], N
 
 
 def pages_label(page: int | None, page_end: int | None) -> str:
-    """ "page 3", "pages 3-4" (a span across a page break), or "" for an unpaged format."""
+    """How a citation names its pages: "page 3", "pages 3-4" (a span across a page break), or
+    nothing for an unpaged format."""
     if not page:
         return ""
     return f"pages {page}-{page_end}" if page_end and page_end != page else f"page {page}"
