@@ -34,6 +34,8 @@ class Span(BaseModel):
     chars: int = Field(description="Length of the document now, in characters.")
     line_start: int = Field(ge=1, description="1-based line of `start`.")
     line_end: int = Field(ge=1, description="1-based line of the span's last character.")
+    page: int | None = Field(None, description="1-based page of `start` (PDF).")
+    page_end: int | None = Field(None, description="1-based page of the last character (PDF).")
 
 
 class Health(BaseModel):

@@ -145,6 +145,12 @@ def test_api_serves_the_extracted_text_and_pages(mixed: Path, tmp_path):
         params={"start": hit["start_char"], "end": hit["end_char"]},
     ).json()
     assert span["text"] == hit["text"] and span["stale"] is False
+    assert (span["page"], span["page_end"]) == (hit["page"], hit["page_end"])
+    second = load_index(settings.index_dir).documents["pdf/multi_page.pdf"].page_starts[1]
+    across = client.get(
+        "/documents/pdf/multi_page.pdf/text", params={"start": second - 20, "end": second + 20}
+    ).json()
+    assert (across["page"], across["page_end"]) == (1, 2)
     docs = {d["doc_id"]: d for d in client.get("/documents").json()}
     assert docs["pdf/multi_page.pdf"]["format"] == "pdf"
     assert docs["notes.txt"]["format"] == "text"

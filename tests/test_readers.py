@@ -106,6 +106,27 @@ def test_line_end_hyphens_join_cut_words_and_keep_compounds():
     )
 
 
+def test_control_characters_of_undecoded_glyphs_are_no_text():
+    """PDFium gives control characters for glyphs it cannot decode; printed by `rag show`
+    they would drive the terminal, and they are nothing a reader sees."""
+    import re
+
+    import pypdfium2 as pdfium
+
+    path = Path(__file__).parent / "data" / "pdf-controls" / "multi-column.pdf"
+    controls = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+    pdf = pdfium.PdfDocument(str(path))
+    raw = "".join(
+        pdf[i].get_textpage().get_text_range().replace("\x02", "") for i in range(len(pdf))
+    )
+    pdf.close()
+    assert controls.search(raw)  # the file does give some
+    paper = extract(path, path.read_bytes())
+    assert not controls.search(paper.text)
+    assert "Dense Passage Retrieval" in paper.text
+    _every_block_cites_its_text(paper)
+
+
 @pytest.mark.parametrize(
     ("relative", "reason"),
     [("pdf/libreoffice-writer-password.pdf", "encrypted"), ("pdf/linn.pdf", "no text layer")],

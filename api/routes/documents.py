@@ -42,7 +42,10 @@ def document_text(
     span = read_cited_span(
         pipeline.settings.corpus_dir, record, start, end, context, build=pipeline.index.path
     )
-    return Span(**{name: getattr(span, name) for name in Span.model_fields})
+    pages = record.pages(span.start, span.end)
+    return Span(
+        **{name: getattr(span, name) for name in Span.model_fields if name not in pages}, **pages
+    )
 
 
 @router.get("/{doc_id:path}", response_model=DocumentInfo, responses={404: {}})

@@ -4,6 +4,7 @@ text to give."""
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass
 
 from rag.errors import RagError
@@ -46,6 +47,16 @@ class Unreadable(RagError):
         self.detail = detail
 
 
+# Control characters are no text a reader sees: PDFium gives them for glyphs of a font it
+# cannot decode ("\x04\x05\x06"), and an ESC printed by `rag show` would drive the terminal.
+# Newlines and tabs stay; so does "\r" (a line break in some files).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def without_controls(text: str) -> str:
+    return _CONTROL.sub("", text)
+
+
 class TextBuilder:
     """Blocks appended in reading order become the text (a blank line between blocks)
     and its layout. A heading's label is its path from the top ("Tutorial > Query
@@ -68,7 +79,7 @@ class TextBuilder:
         return start, self.length
 
     def heading(self, level: int, text: str) -> None:
-        text = " ".join(text.split())
+        text = " ".join(without_controls(text).split())
         if not text:
             return
         while self.path and self.path[-1][0] >= level:
@@ -80,8 +91,9 @@ class TextBuilder:
         self.blocks.append(Block(start, end, "heading", label))
 
     def content(self, text: str) -> None:
-        """A paragraph, list item, table or code block: cited and embedded as written."""
-        text = text.strip()
+        """A paragraph, list item, table or code block: cited and embedded as written (control
+        characters aside)."""
+        text = without_controls(text).strip()
         if not text:
             return
         start, end = self._append(text)
@@ -94,7 +106,8 @@ class TextBuilder:
 
     def build(self, title: str = "", page_starts: tuple[int, ...] = ()) -> Extracted:
         text = "".join(self.parts) + "\n"
-        layout = Layout(title=title.strip() or self._heading_title(), blocks=tuple(self.blocks))
+        title = " ".join(without_controls(title).split())
+        layout = Layout(title=title or self._heading_title(), blocks=tuple(self.blocks))
         return Extracted(text=text, layout=layout, page_starts=page_starts)
 
     def _heading_title(self) -> str:
