@@ -137,6 +137,7 @@ def build_index(
         waiting: list[Document] = []
         parts = _Parts()
         skipped: dict[str, list[int]] = {}
+        skip_reasons: dict[str, str] = {}
         unreadable: set[tuple[str, str]] = set()  # (reader, sha256) of unreadable files
         changing = (
             old_manifest is None
@@ -147,6 +148,7 @@ def build_index(
             if isinstance(doc, Skipped):
                 stamp = stamp_of[doc.doc_id]
                 skipped[doc.doc_id] = [stamp.size, stamp.mtime_ns]
+                skip_reasons[doc.doc_id] = doc.why
                 unreadable.add((READERS.get(stamp.path.suffix.lower(), ""), doc.sha256))
                 report.skipped_reasons[doc.reason] = report.skipped_reasons.get(doc.reason, 0) + 1
                 continue
@@ -239,6 +241,7 @@ def build_index(
             build_settings=build_settings_of(settings),
             documents=parts.records,
             skipped=skipped,
+            skip_reasons=skip_reasons,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - started, 3),
         )

@@ -68,6 +68,11 @@ class Skipped:
     doc_id: str
     reason: str
     sha256: str = ""  # the file's, when it could be read
+    detail: str = ""  # what the warning said beyond the reason
+
+    @property
+    def why(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
 
 
 @dataclass(frozen=True)
@@ -273,7 +278,7 @@ def read_document(
 
     def skip(reason: str, detail: str = "", sha256: str = "") -> Skipped:
         LOG.warning("skipped %s: %s", stamp.doc_id, detail or reason)
-        return Skipped(stamp.doc_id, reason, sha256)
+        return Skipped(stamp.doc_id, reason, sha256, detail)
 
     kind = READERS.get(stamp.path.suffix.lower())
     try:

@@ -83,6 +83,7 @@ class Manifest(BaseModel):
     bm25_stopwords: bool
     documents: list[DocumentRecord]
     skipped: dict[str, list[int]] = Field(default_factory=dict)  # doc_id -> [size, mtime_ns]
+    skip_reasons: dict[str, str] = Field(default_factory=dict)  # doc_id -> why (empty before)
     format_version: int = FORMAT_VERSION
     index_type: str = "flat"  # see rag.vector_index
     index_params: dict[str, int] = Field(default_factory=dict)
@@ -93,6 +94,14 @@ class Manifest(BaseModel):
     files: dict[str, FileEntry] = Field(default_factory=dict)  # file name -> size, checksum
     # The settings the index was built from (rag.settings.BUILD_FIELDS), as JSON values.
     build_settings: dict[str, Any] = Field(default_factory=dict)
+
+    def not_indexed(self, doc_id: str) -> str:
+        """Why `doc_id` has no passages: a file the build skipped says why (asked for by
+        name, "not in the index" alone sent users looking for a typo)."""
+        if doc_id in self.skipped:
+            why = self.skip_reasons.get(doc_id, "see the warnings of `rag index`")
+            return f"{doc_id!r} was skipped when the index was built, so nothing of it is: {why}"
+        return f"no document {doc_id!r} in the index"
 
     def to_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")

@@ -111,6 +111,17 @@ def test_rag_index_prints_the_summary(mixed: Path, tmp_path, monkeypatch):
     assert "read: 2 docx, 2 html, 3 markdown, 1 pdf, 1 text" in result.stderr
     assert "skipped: 1 encrypted, 1 no text layer" in result.stderr
     assert "not read (extension not in RAG_EXTENSIONS): 1 .odt" in result.stderr
+    # Asked for by name, a skipped file says why it has nothing indexed, in one line.
+    where = ["--corpus", str(mixed), "--index-dir", str(tmp_path / "i")]
+    shown = CliRunner().invoke(app, ["show", "pdf/linn.pdf", *where])
+    assert shown.exit_code != 0 and "Traceback" not in shown.output
+    assert "'pdf/linn.pdf' was skipped when the index was built" in shown.stderr
+    assert "no text layer: 1 page(s), 0 characters of text" in shown.stderr
+    missing = CliRunner().invoke(app, ["show", "pdf/nothing.pdf", *where])
+    assert "no document 'pdf/nothing.pdf' in the index" in missing.stderr
+    listed = CliRunner().invoke(app, ["docs", "--json", *where])
+    assert listed.exit_code == 0, listed.output
+    assert "pdf/multi_page.pdf" in listed.stdout and "pdf/linn.pdf" not in listed.stdout
 
 
 def test_the_extensions_setting_chooses_what_is_read(mixed: Path, tmp_path):
@@ -154,6 +165,10 @@ def test_api_serves_the_extracted_text_and_pages(mixed: Path, tmp_path):
     docs = {d["doc_id"]: d for d in client.get("/documents").json()}
     assert docs["pdf/multi_page.pdf"]["format"] == "pdf"
     assert docs["notes.txt"]["format"] == "text"
+    skipped = client.get("/documents/pdf/libreoffice-writer-password.pdf/text")
+    assert skipped.status_code == 404
+    assert "skipped when the index was built" in skipped.json()["detail"]
+    assert "encrypted: the PDF needs a password to open" in skipped.json()["detail"]
 
 
 def test_eval_reports_figures_by_format(mixed: Path, tmp_path):

@@ -127,6 +127,86 @@ def test_control_characters_of_undecoded_glyphs_are_no_text():
     _every_block_cites_its_text(paper)
 
 
+RUNNING_HEADS = Path(__file__).parent / "data" / "pdf-running-heads"
+
+
+def test_running_heads_and_feet_are_dropped_and_the_body_kept():
+    """The title and page number repeated in each page's margins are no text of the page:
+    they opened answers ("54 THE SIEGE OF VICKSBURG. a good housekeeper...")."""
+    import pypdfium2 as pdfium
+
+    from rag.readers.pdf import _page_text
+
+    for name, heads in [
+        ("GeoBase_NHNC1_Data_Model_UML_EN.pdf", ["Edition 1.0 2004-06", "GeoBase®"]),
+        ("Seige_of_Vicksburg_Sample_OCR.pdf", ["SIEGE OF VICKSBURG", "VICKSBUEG", "SIEGE OP"]),
+    ]:
+        path = RUNNING_HEADS / name
+        pdf = pdfium.PdfDocument(str(path))
+        raw = [_page_text(pdf[i].get_textpage().get_text_range()) for i in range(len(pdf))]
+        pdf.close()
+        paper = extract(path, path.read_bytes())
+        assert len(paper.page_starts) == len(raw)
+        for head in heads:
+            # every page from the third has the head; the title page may name it once
+            assert sum(head in page for page in raw) >= 1
+            assert paper.text.count(head) <= 1, (name, head)
+        # Nothing else went: every other line of the pages is in the text, in order.
+        kept = [
+            " ".join(line.split())
+            for page in raw
+            for line in page.split("\n")
+            if line.strip() and not any(head in line for head in heads)
+        ]
+        flat = " ".join(paper.text.split())
+        at = 0
+        for line in kept:
+            at = flat.find(line, at)
+            assert at >= 0, (name, line)
+        _every_block_cites_its_text(paper)
+        if name.startswith("Seige"):  # page 1 opened with its head
+            assert paper.text.startswith("however, did not last long")
+
+
+def test_lines_near_the_margins_that_repeat_on_few_pages_are_kept():
+    """A dense table's rows reach into the margins, and a row like another stands on a page
+    or two nearby: kept. A head on most pages nearby goes, page numbers too."""
+    from rag.readers.pdf import _running
+
+    row = "11/20/2015 09/28/2015 Boeing Company Huntington Beach 23"
+    towns = ["Reno", "Tulsa", "Fresno", "Eugene", "Boise", "Dallas", "Mobile", "Akron", "Waco"]
+    margins = [
+        ["Annual report 2016", str(n), f"0{n}/01/2016 Acme {town} {n}"]
+        for n, town in enumerate(towns)
+    ]
+    margins[4].append(row)
+    margins[6].append(row.replace("Huntington", "Long"))
+    running = _running(margins)
+    assert all({"annualreport2016", str(n)} <= keys for n, keys in enumerate(running))
+    assert not any("boeing" in key or "acme" in key for keys in running for key in keys)
+
+
+def test_web_addresses_cut_at_a_line_end_are_joined():
+    from rag.readers.pdf import _reflow
+
+    assert _reflow("internet https://\nwww.myboeingfleet.com. You") == (
+        "internet https://www.myboeingfleet.com. You"
+    )
+    assert _reflow("at https://fsims.faa.gov/PICResults.aspx?mode=\nPublication&doctype=M") == (
+        "at https://fsims.faa.gov/PICResults.aspx?mode=Publication&doctype=M"
+    )
+    assert _reflow("http://www.bbc.co.uk/blogs/\nentries/\n78691781-c9b7") == (
+        "http://www.bbc.co.uk/blogs/entries/78691781-c9b7"
+    )
+    # An address that had ended stays apart from what follows.
+    assert _reflow("Go to https://www.regulations.gov.\nFollow the") == (
+        "Go to https://www.regulations.gov. Follow the"
+    )
+    assert _reflow("http://prize.hutter1.net/\n[HZRS15] K. He") == (
+        "http://prize.hutter1.net/ [HZRS15] K. He"
+    )
+
+
 @pytest.mark.parametrize(
     ("relative", "reason"),
     [("pdf/libreoffice-writer-password.pdf", "encrypted"), ("pdf/linn.pdf", "no text layer")],

@@ -16,7 +16,8 @@ def _record(pipeline: Pipeline, doc_id: str) -> DocumentRecord:
     """Only indexed ids are served: anything else, `../` tricks included, is not found."""
     record = pipeline.index.documents.get(doc_id)
     if record is None:
-        raise HTTPException(404, detail=f"Document not found: {doc_id!r} is not in the index")
+        why = pipeline.index.manifest.not_indexed(doc_id)
+        raise HTTPException(404, detail=f"Document not found: {why}")
     return record
 
 

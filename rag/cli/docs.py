@@ -28,6 +28,7 @@ from rag.settings import load_settings
 @handle_errors
 def docs(
     json_output: JsonOpt = False,
+    corpus: CorpusOpt = None,
     index_dir: IndexDirOpt = None,
 ) -> None:
     """List the indexed documents: id, passages, size, title.
@@ -36,7 +37,7 @@ def docs(
     """
     from rag.store import indexed_documents
 
-    settings = load_settings(index_dir=index_dir)
+    settings = as_built(load_settings(corpus_dir=corpus, index_dir=index_dir))
     documents = indexed_documents(settings.index_dir)
     if json_output:
         print(json.dumps([d.model_dump() for d in documents], indent=2, ensure_ascii=False))
@@ -67,6 +68,7 @@ def show(
 
     Examples:  rag show 003_bddc2f2a3ccead0c.txt:46480-46700  |  rag show 000_3adcc106da112fc4.txt
     """
+    from rag.manifest import read_manifest
     from rag.sources import read_cited_span
     from rag.store import current_build, indexed_records
 
@@ -76,10 +78,11 @@ def show(
         raise ConfigError("give a document id, as `rag docs` lists them, e.g. rag show a.txt:0-80")
     doc_id = match["doc"]
     record = indexed_records(settings.index_dir).get(doc_id)
-    if record is None:
-        raise DocumentNotFound(f"no document {doc_id!r} in the index (see `rag docs`)")
-    start, end = (int(match["start"]), int(match["end"])) if match["start"] else (None, None)
     build = current_build(settings.index_dir)
+    if record is None or build is None:
+        why = read_manifest(build).not_indexed(doc_id) if build else f"no document {doc_id!r}"
+        raise DocumentNotFound(f"{why} (`rag docs` lists what is)")
+    start, end = (int(match["start"]), int(match["end"])) if match["start"] else (None, None)
     span = read_cited_span(settings.corpus_dir, record, start, end, context, None, build)
     if span.stale:
         # A plain-text file is read as it is now; another format from the text its reader

@@ -1,12 +1,16 @@
 """PDFs through pypdfium2 (PDFium, the engine of Chrome's viewer), page by page: each page
 is loaded, read and closed in turn, so a long PDF never sits in memory whole, only its
-text. Words split by a hyphen at a line end are joined. Where each page starts is kept:
+text. Words split by a hyphen at a line end are joined; running heads and feet (a title and
+page number repeated in the page margins) are dropped. Where each page starts is kept:
 citations carry the page."""
 
 from __future__ import annotations
 
+import functools
+import math
 import re
-from typing import BinaryIO
+from difflib import SequenceMatcher
+from typing import Any, BinaryIO
 
 from rag.readers.base import Extracted, TextBuilder, Unreadable
 
@@ -19,6 +23,22 @@ _HYPHENATED = re.compile(r"([^\W\d_]*[a-z])[-\u00ad\x02]\n([a-z])")
 # split word between lower-case letters ("exam\ufffeple"), a real compound elsewhere
 # ("FAA\ufffeapproved").
 _SPLIT_WORD = re.compile(r"([^\W\d_]*[a-z])\ufffe(?=[a-z])")
+
+
+# Running heads and feet sit in the top and bottom MARGIN of the page height, and repeat on
+# pages nearby (within NEARBY pages either side, on at least REPEATS of them: books alternate
+# a verso and a recto head, and a chapter's head changes with the chapter), give or take a
+# few letters (SIMILAR: OCR reads "VICKSBURG" as "VICKSBUEG" on one page). A line of the
+# body near the top of several pages ("(4) In the Operating Procedures chapter,") is in no
+# margin; a line in a margin that repeats nowhere (a title page's heading) is kept.
+MARGIN = 0.08
+NEARBY = 4
+REPEATS = 2
+SHARE = 0.4
+SIMILAR = 0.8
+_MIN_LETTERS = 4  # fewer: a page number, a date, a stray glyph; compared by _PAGE_NUMBER
+_PAGE_NUMBER = re.compile(r"^[\W_]*(?:\d{1,4}|[ivxlcdm]{1,7})[\W_]*$", re.IGNORECASE)
+_EDGE_LINES = 3  # a running line is looked for among a page's first and last lines
 
 
 def _joined(fragment: str) -> str:
@@ -35,12 +55,104 @@ def _page_text(raw: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
+# A web address that a line end cut: after its "://", "=", "?", "&" or "%", or after a "/",
+# ".", "-", "_" or "#" when the next line goes on in lower case, digits or "%" ("entries/" +
+# "78691781-c9b7"), not before a capital or a bracket ("regulations.gov." + "Follow",
+# "hutter1.net/" + "[HZRS15]": the address had ended).
+_URL_SCHEME_CUT = re.compile(r"https?://(?:\S*[=?&%])?$")
+_URL_CUT = re.compile(r"https?://\S*[/.\-_#]$")
+_GOES_ON = re.compile(r"[a-z0-9%]")
+_URL_CHARS = 500  # the longest address looked for at a line end
+
+
 def _reflow(paragraph: str) -> str:
     """A paragraph's lines joined by spaces: a PDF breaks lines where the page is full, not
     where a sentence or an item ends, and a sentence cut in two lines is two fragments to
     the sentence splitter (and to the answer spans: "AOA sensor system test ........" on
-    one line, its "$248,200." on the next)."""
-    return " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
+    one line, its "$248,200." on the next). A web address cut at a line end is joined
+    without a space."""
+    out = ""
+    for line in (line.strip() for line in paragraph.splitlines()):
+        if not line:
+            continue
+        tail = out[-_URL_CHARS:]  # not the whole paragraph again at every line
+        cut = _URL_SCHEME_CUT.search(tail) or (_URL_CUT.search(tail) and _GOES_ON.match(line))
+        out += line if not out or cut else " " + line
+    return out
+
+
+def _letters(line: str) -> str:
+    return "".join(c for c in line.lower() if c.isalpha())
+
+
+def _key(line: str) -> str:
+    return "".join(c for c in line.lower() if c.isalnum())
+
+
+def _margin_lines(page: Any, textpage: Any) -> list[str]:
+    """The lines of text in the page's top and bottom margins, wherever PDFium's reading
+    order puts them in the page's text (a foot is often read first)."""
+    width, height = page.get_size()
+    bands = (
+        textpage.get_text_bounded(0, height * (1 - MARGIN), width, height),
+        textpage.get_text_bounded(0, 0, width, height * MARGIN),
+    )
+    return [line.strip() for band in bands for line in band.splitlines() if line.strip()]
+
+
+def _form(line: str) -> str:
+    """What a margin line keeps from page to page: its letters, or "#" for a page number."""
+    return "#" if _PAGE_NUMBER.match(line) else _letters(line)
+
+
+def _running(margins: list[list[str]]) -> list[set[str]]:
+    """Per page, the keys of its margin lines that are running heads or feet: similar to a
+    margin line on at least REPEATS, and SHARE, of the other pages within NEARBY pages. A
+    dense table's rows reach into the margins too, and a row like another ("Boeing Company
+    Long Beach") is on a page or two nearby, not on most."""
+    forms = [[_form(line) for line in page] for page in margins]
+    similar = functools.cache(_similar)  # a line meets the same lines again, page after page
+    out: list[set[str]] = []
+    for number, page in enumerate(margins):
+        near = [n for n in range(number - NEARBY, number + NEARBY + 1) if 0 <= n < len(margins)]
+        needed = max(REPEATS, math.ceil(SHARE * (len(near) - 1)))
+        found = set()
+        for line, form in zip(page, forms[number], strict=True):
+            if form != "#" and len(form) < _MIN_LETTERS:
+                continue
+            repeats = sum(
+                any(similar(*sorted((form, other))) for other in forms[n])
+                for n in near
+                if n != number
+            )
+            if repeats >= needed:
+                found.add(_key(line))
+        out.append(found)
+    return out
+
+
+def _similar(a: str, b: str) -> bool:
+    # difflib, not a fuzzy-matching dependency: a few lines a page, compared with a few
+    # pages' lines. The length bound (the ratio can be no higher) rules out most pairs
+    # before a matcher is built, which costs more than the comparison.
+    if a == b:
+        return True
+    if 2 * min(len(a), len(b)) < SIMILAR * (len(a) + len(b)):
+        return False
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return matcher.quick_ratio() >= SIMILAR and matcher.ratio() >= SIMILAR
+
+
+def _without_running(text: str, running: set[str]) -> str:
+    """The page's text without its running lines, looked for among its first and last
+    _EDGE_LINES lines only: the same words further in are the body's."""
+    if not running:
+        return text
+    lines = text.split("\n")
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    edges = set(filled[:_EDGE_LINES] + filled[-_EDGE_LINES:])
+    kept = [line for i, line in enumerate(lines) if i not in edges or _key(line) not in running]
+    return "\n".join(kept).strip()
 
 
 def read_pdf(source: bytes | BinaryIO) -> Extracted:
@@ -53,29 +165,31 @@ def read_pdf(source: bytes | BinaryIO) -> Extracted:
         if "password" in message.lower():
             raise Unreadable("encrypted", "the PDF needs a password to open") from None
         raise Unreadable("broken", f"PDFium cannot open it ({message})") from None
-    out = TextBuilder()
-    starts: list[int] = []
-    chars = 0
+    texts, margins = [], []
     try:
         for number in range(len(pdf)):
             page = pdf[number]
             textpage = page.get_textpage()
-            text = _page_text(textpage.get_text_range())
+            texts.append(_page_text(textpage.get_text_range()))
+            margins.append(_margin_lines(page, textpage))
             textpage.close()
             page.close()
-            starts.append(out.page_break())
-            chars += len(text)
-            for paragraph in re.split(r"\n\s*\n", text):  # PDFs mark no structure
-                out.content(_reflow(paragraph))
         title = str(pdf.get_metadata_dict().get("Title", "") or "").strip()
         if re.search(r"\.\w{2,4}$", title):  # "Binder1.pdf": a file name, not a title
             title = ""
         pages = len(pdf)
     finally:
         pdf.close()
+    chars = sum(len(text) for text in texts)
     if chars < MIN_CHARS_PER_PAGE * max(1, pages):
         raise Unreadable(
             "no text layer",
             f"{pages} page(s), {chars} characters of text: scanned images (OCR is off)",
         )
+    out = TextBuilder()
+    starts: list[int] = []
+    for text, running in zip(texts, _running(margins), strict=True):
+        starts.append(out.page_break())
+        for paragraph in re.split(r"\n\s*\n", _without_running(text, running)):
+            out.content(_reflow(paragraph))  # PDFs mark no structure
     return out.build(title, page_starts=tuple(starts))
