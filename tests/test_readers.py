@@ -127,7 +127,7 @@ def test_control_characters_of_undecoded_glyphs_are_no_text():
     _every_block_cites_its_text(paper)
 
 
-RUNNING_HEADS = Path(__file__).parent / "data" / "pdf-running-heads"
+PDF_LAYOUT = Path(__file__).parent / "data" / "pdf-layout"
 
 
 def test_running_heads_and_feet_are_dropped_and_the_body_kept():
@@ -141,7 +141,7 @@ def test_running_heads_and_feet_are_dropped_and_the_body_kept():
         ("GeoBase_NHNC1_Data_Model_UML_EN.pdf", ["Edition 1.0 2004-06", "GeoBase®"]),
         ("Seige_of_Vicksburg_Sample_OCR.pdf", ["SIEGE OF VICKSBURG", "VICKSBUEG", "SIEGE OP"]),
     ]:
-        path = RUNNING_HEADS / name
+        path = PDF_LAYOUT / name
         pdf = pdfium.PdfDocument(str(path))
         raw = [_page_text(pdf[i].get_textpage().get_text_range()) for i in range(len(pdf))]
         pdf.close()
@@ -166,6 +166,30 @@ def test_running_heads_and_feet_are_dropped_and_the_body_kept():
         _every_block_cites_its_text(paper)
         if name.startswith("Seige"):  # page 1 opened with its head
             assert paper.text.startswith("however, did not last long")
+
+
+def test_a_pdf_outline_gives_the_sections_at_its_headings():
+    """Bookmarks name their headings their own way ("III-A Google DeepDream" over "A. Google
+    DeepDream"); each becomes a section where its heading line stands, nothing added to the
+    text, and the passages under it cite it."""
+    import pypdfium2 as pdfium
+
+    path = PDF_LAYOUT / "issue-982-example.pdf"
+    pdf = pdfium.PdfDocument(str(path))
+    marks = [mark.get_title() for mark in pdf.get_toc()]
+    pdf.close()
+    paper = extract(path, path.read_bytes())
+    headings = _headings(paper)
+    assert len(marks) == len(headings) == 20
+    assert "III. IMAGE DATA > A. Google DeepDream" in headings
+    assert "Appendix A: Automatically generated Texts" in marks
+    assert "AUTOMATICALLY GENERATED TEXTS > A. Shakespeare" in headings
+    # the heading lines are the page's own, once each: no title was added to the text
+    assert paper.text.count("A. Google DeepDream") == 1
+    dream = next(b for b in paper.layout.blocks if b.label.endswith("A. Google DeepDream"))
+    assert paper.text[dream.start : dream.end] == "A. Google DeepDream"
+    assert paper.page_of(dream.start) == 2
+    _every_block_cites_its_text(paper)
 
 
 def test_lines_near_the_margins_that_repeat_on_few_pages_are_kept():

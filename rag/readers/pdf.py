@@ -1,8 +1,9 @@
 """PDFs through pypdfium2 (PDFium, the engine of Chrome's viewer), page by page: each page
 is loaded, read and closed in turn, so a long PDF never sits in memory whole, only its
 text. Words split by a hyphen at a line end are joined; running heads and feet (a title and
-page number repeated in the page margins) are dropped. Where each page starts is kept:
-citations carry the page."""
+page number repeated in the page margins) are dropped; the PDF's outline (its bookmarks),
+where it has one, gives the sections. Where each page starts is kept: citations carry the
+page."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 from difflib import SequenceMatcher
 from typing import Any, BinaryIO
 
-from rag.readers.base import Extracted, TextBuilder, Unreadable
+from rag.readers.base import Extracted, TextBuilder, Unreadable, without_controls
 
 # Fewer characters a page than this on average: scanned images without a text layer.
 MIN_CHARS_PER_PAGE = 20
@@ -79,6 +80,77 @@ def _reflow(paragraph: str) -> str:
         cut = _URL_SCHEME_CUT.search(tail) or (_URL_CUT.search(tail) and _GOES_ON.match(line))
         out += line if not out or cut else " " + line
     return out
+
+
+# The outline: a bookmark ("III-A Google DeepDream") names a heading line of the page it
+# points to ("A. Google DeepDream"), numbered its own way; the words after the numbering
+# match, in full or at the end ("Appendix A: Automatically generated Texts" over
+# "AUTOMATICALLY GENERATED TEXTS"), when the shorter is at least _HEADING_SHARE of the
+# longer. A line ending like a sentence ("synthesization.") is no heading.
+_NUMBERING = re.compile(r"^(?:[IVXLCDM]+|[A-Z]|\d+)(?:[-.](?:[IVXLCDM]+|[A-Z]|\d+))*[.):]?\s+")
+_HEADING_SHARE = 0.6
+_MAX_BOOKMARKS = 10_000  # an outline is a table of contents, not a second document
+
+
+def _outline(pdf: Any) -> dict[int, list[tuple[int, str]]]:
+    """The PDF's bookmarks by the page they point to: (depth, title), in outline order. An
+    outline that cannot be read is none: the text does not depend on it."""
+    import pypdfium2 as pdfium
+
+    by_page: dict[int, list[tuple[int, str]]] = {}
+    try:
+        for n, mark in enumerate(pdf.get_toc()):
+            if n >= _MAX_BOOKMARKS:
+                break
+            dest = mark.get_dest()
+            index = dest.get_index() if dest is not None else None
+            title = " ".join(without_controls(mark.get_title()).split())
+            if index is not None and title:
+                by_page.setdefault(index, []).append((mark.level, title))
+    except (pdfium.PdfiumError, ValueError, OSError, UnicodeError):
+        return {}
+    return by_page
+
+
+def _names(line: str, title: str) -> bool:
+    """Whether a line of a page is the heading a bookmark's title names."""
+    line = line.strip()
+    if not line or line.endswith((".", ",", ";", ":")) or len(line) > 2 * len(title) + 8:
+        return False
+    a, b = _key(_NUMBERING.sub("", line)), _key(_NUMBERING.sub("", title))
+    short, long = sorted((a, b), key=len)
+    return (
+        len(short) >= _MIN_LETTERS
+        and len(short) >= _HEADING_SHARE * len(long)
+        and long.endswith(short)
+    )
+
+
+def _add_page(out: TextBuilder, text: str, marks: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """A page's paragraphs, and its outline's headings where they stand (each found after
+    the one before it); returns the bookmarks not found, which may head the next page (a
+    bookmark often points at the page above its heading)."""
+    lines = text.split("\n")
+    heads: dict[int, int] = {}  # line -> depth
+    missed = []
+    at = 0
+    for depth, title in marks:
+        found = next((i for i in range(at, len(lines)) if _names(lines[i], title)), None)
+        if found is None:
+            missed.append((depth, title))
+        else:
+            heads[found], at = depth, found + 1
+    segment: list[str] = []
+    for i, line in enumerate([*lines, ""]):
+        if i in heads or i == len(lines):
+            for paragraph in re.split(r"\n\s*\n", "\n".join(segment)):
+                out.content(_reflow(paragraph))  # a PDF marks no paragraphs but by blank lines
+            segment = []
+            if i in heads:
+                out.heading(heads[i] + 1, line)
+        else:
+            segment.append(line)
+    return missed
 
 
 def _letters(line: str) -> str:
@@ -174,6 +246,7 @@ def read_pdf(source: bytes | BinaryIO) -> Extracted:
             margins.append(_margin_lines(page, textpage))
             textpage.close()
             page.close()
+        outline = _outline(pdf)
         title = str(pdf.get_metadata_dict().get("Title", "") or "").strip()
         if re.search(r"\.\w{2,4}$", title):  # "Binder1.pdf": a file name, not a title
             title = ""
@@ -188,8 +261,10 @@ def read_pdf(source: bytes | BinaryIO) -> Extracted:
         )
     out = TextBuilder()
     starts: list[int] = []
-    for text, running in zip(texts, _running(margins), strict=True):
+    missed: list[tuple[int, str]] = []
+    for number, (text, running) in enumerate(zip(texts, _running(margins), strict=True)):
         starts.append(out.page_break())
-        for paragraph in re.split(r"\n\s*\n", _without_running(text, running)):
-            out.content(_reflow(paragraph))  # PDFs mark no structure
+        own = outline.get(number, [])
+        missed = _add_page(out, _without_running(text, running), missed + own)
+        missed = [mark for mark in missed if mark in own]  # one page further, no more
     return out.build(title, page_starts=tuple(starts))
