@@ -231,6 +231,28 @@ def test_web_addresses_cut_at_a_line_end_are_joined():
     )
 
 
+SMALL = Path(__file__).parent / "data" / "small"
+
+
+def test_a_pdf_with_little_text_and_no_images_is_read_and_a_scan_is_not():
+    """A one-word page is a document, not a scan: only pages with images and (almost) no
+    text are skipped as having no text layer."""
+    note = extract(SMALL / "metadata.pdf", (SMALL / "metadata.pdf").read_bytes())
+    assert "Whatever" in note.text and note.title == "The Title"
+    with pytest.raises(Unreadable) as caught:
+        extract(SMALL / "box.pdf", (SMALL / "box.pdf").read_bytes())
+    assert caught.value.reason == "no text layer" and "scanned images" in caught.value.detail
+
+
+def test_a_web_page_without_a_main_text_is_read_by_its_paragraphs():
+    """trafilatura finds no article in this page; its paragraphs are still its text."""
+    page = extract(SMALL / "utf8.html", (SMALL / "utf8.html").read_bytes())
+    assert page.title == "Unicode Demo"
+    assert "Markus Kuhn" in page.text and "The ASCII compatible UTF-8 encoding" in page.text
+    assert "<p>" not in page.text and len(page.text) > 5000
+    _every_block_cites_its_text(page)
+
+
 @pytest.mark.parametrize(
     ("relative", "reason"),
     [("pdf/libreoffice-writer-password.pdf", "encrypted"), ("pdf/linn.pdf", "no text layer")],

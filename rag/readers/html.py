@@ -1,11 +1,13 @@
 """Saved web pages through trafilatura: the article (or main text) with its headings,
 lists and tables, without menus, footers, cookie banners and comments; the declared
 charset honoured (trafilatura decodes the bytes). Its Markdown output goes through the
-Markdown reader, so headings become sections the same way for both formats."""
+Markdown reader, so headings become sections the same way for both formats. A page where
+trafilatura finds no article or main text (a bare `<pre>`, a short list) is read by its
+baseline: the body's text paragraphs, rather than nothing."""
 
 from __future__ import annotations
 
-from rag.readers.base import Extracted, Unreadable
+from rag.readers.base import Extracted, TextBuilder, Unreadable
 from rag.readers.markdown import read_markdown
 
 
@@ -23,5 +25,19 @@ def read_html(data: bytes) -> Extracted:
         with_metadata=True,  # the title in a front matter: one parse of the page, not two
     )
     if not markdown or not markdown.strip():
-        raise Unreadable("no main text", "no article or main text found in the page")
+        return _baseline(data)
     return read_markdown(markdown)
+
+
+def _baseline(data: bytes) -> Extracted:
+    import trafilatura
+
+    _, text, _ = trafilatura.baseline(data)
+    if not text or not text.strip():
+        raise Unreadable("no main text", "no text found in the page")
+    out = TextBuilder()
+    for paragraph in text.split("\n"):
+        out.content(paragraph)
+    metadata = trafilatura.extract_metadata(data)
+    title = metadata.title if metadata is not None else None
+    return out.build(title or "")

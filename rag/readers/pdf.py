@@ -15,8 +15,10 @@ from typing import Any, BinaryIO
 
 from rag.readers.base import Extracted, TextBuilder, Unreadable, without_controls
 
-# Fewer characters a page than this on average: scanned images without a text layer.
+# Fewer characters a page than this on average, and images: scanned pages without a text
+# layer. A page or two of short text and no images ("EXAMPLE", a form's labels) is read.
 MIN_CHARS_PER_PAGE = 20
+_IMAGE_PAGES_LOOKED_AT = 50
 # The letters before a line-end hyphen (any script; the last one a lower-case ASCII letter,
 # as before) and the first letter after it.
 _HYPHENATED = re.compile(r"([^\W\d_]*[a-z])[-\u00ad\x02]\n([a-z])")
@@ -90,6 +92,20 @@ def _reflow(paragraph: str) -> str:
 _NUMBERING = re.compile(r"^(?:[IVXLCDM]+|[A-Z]|\d+)(?:[-.](?:[IVXLCDM]+|[A-Z]|\d+))*[.):]?\s+")
 _HEADING_SHARE = 0.6
 _MAX_BOOKMARKS = 10_000  # an outline is a table of contents, not a second document
+
+
+def _has_images(pdf: Any) -> bool:
+    """Whether the first pages hold an image (inside a form too): what a scan is made of."""
+    import pypdfium2 as pdfium
+
+    for number in range(min(len(pdf), _IMAGE_PAGES_LOOKED_AT)):
+        page = pdf[number]
+        try:
+            if any(True for _ in page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE])):
+                return True
+        finally:
+            page.close()
+    return False
 
 
 def _outline(pdf: Any) -> dict[int, list[tuple[int, str]]]:
@@ -251,14 +267,17 @@ def read_pdf(source: bytes | BinaryIO) -> Extracted:
         if re.search(r"\.\w{2,4}$", title):  # "Binder1.pdf": a file name, not a title
             title = ""
         pages = len(pdf)
+        chars = sum(len(text.strip()) for text in texts)
+        scanned = chars < MIN_CHARS_PER_PAGE * max(1, pages) and _has_images(pdf)
     finally:
         pdf.close()
-    chars = sum(len(text) for text in texts)
-    if chars < MIN_CHARS_PER_PAGE * max(1, pages):
+    if scanned:
         raise Unreadable(
             "no text layer",
             f"{pages} page(s), {chars} characters of text: scanned images (OCR is off)",
         )
+    if not chars:
+        raise Unreadable("no text", f"{pages} page(s) without text or images")
     out = TextBuilder()
     starts: list[int] = []
     missed: list[tuple[int, str]] = []
