@@ -68,11 +68,11 @@ class Skipped:
     doc_id: str
     reason: str
     sha256: str = ""  # the file's, when it could be read
-    detail: str = ""  # what the warning said beyond the reason
+    detail: str = ""  # what the warning said, when more than the reason
 
     @property
     def why(self) -> str:
-        return f"{self.reason}: {self.detail}" if self.detail else self.reason
+        return self.detail or self.reason
 
 
 @dataclass(frozen=True)

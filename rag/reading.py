@@ -82,7 +82,7 @@ def read_documents(
             LOG.warning("a reader process died: reading the rest one file at a time")
             if pool_size == 1:  # alone in its pool: this file is the one that crashed it
                 LOG.warning("skipped %s: its reader crashed", pending[0].doc_id)
-                yield Skipped(pending.pop(0).doc_id, "reader crashed", detail="its process died")
+                yield Skipped(pending.pop(0).doc_id, "reader crashed")
             # Read the rest one process at a time, so that the file at fault is found.
             pool_size = 1
         finally:  # also when the caller stops early: no work left running

@@ -117,6 +117,7 @@ def test_rag_index_prints_the_summary(mixed: Path, tmp_path, monkeypatch):
     assert shown.exit_code != 0 and "Traceback" not in shown.output
     assert "'pdf/linn.pdf' was skipped when the index was built" in shown.stderr
     assert "no text layer: 1 page(s), 0 characters of text" in shown.stderr
+    assert "no text layer: no text layer" not in shown.stderr
     missing = CliRunner().invoke(app, ["show", "pdf/nothing.pdf", *where])
     assert "no document 'pdf/nothing.pdf' in the index" in missing.stderr
     listed = CliRunner().invoke(app, ["docs", "--json", *where])
