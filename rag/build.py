@@ -185,6 +185,7 @@ def build_index(
             and settings_match(old_manifest, settings)
             and not report.settings_changed  # e.g. the same files in another folder
             and old_manifest.skipped == skipped
+            and old_manifest.skip_reasons == skip_reasons
             and all(old[d.doc_id].mtime_ns == d.mtime_ns for d in documents)
             and previous.intact()  # else a damaged file is repaired by publishing again
         ):

@@ -131,14 +131,15 @@ PDF_LAYOUT = Path(__file__).parent / "data" / "pdf-layout"
 
 
 def test_running_heads_and_feet_are_dropped_and_the_body_kept():
-    """The title and page number repeated in each page's margins are no text of the page:
-    they opened answers ("54 THE SIEGE OF VICKSBURG. a good housekeeper...")."""
+    """The title and page number repeated in each page's margins are no text of the pages
+    after the first that has them: they opened answers ("54 THE SIEGE OF VICKSBURG. a good
+    housekeeper..."). The first is kept (the same lines might be a table's column titles)."""
     import pypdfium2 as pdfium
 
     from rag.readers.pdf import _page_text
 
     for name, heads in [
-        ("GeoBase_NHNC1_Data_Model_UML_EN.pdf", ["Edition 1.0 2004-06", "GeoBase®"]),
+        ("GeoBase_NHNC1_Data_Model_UML_EN.pdf", ["Data Model – Edition 1.0 2004-06", "GeoBase® "]),
         ("Seige_of_Vicksburg_Sample_OCR.pdf", ["SIEGE OF VICKSBURG", "VICKSBUEG", "SIEGE OP"]),
     ]:
         path = PDF_LAYOUT / name
@@ -147,9 +148,9 @@ def test_running_heads_and_feet_are_dropped_and_the_body_kept():
         pdf.close()
         paper = extract(path, path.read_bytes())
         assert len(paper.page_starts) == len(raw)
+        # On most pages before, once after (its first page; OCR's misreadings included).
+        assert sum(head in page for head in heads for page in raw) >= 2 * len(raw) // 3
         for head in heads:
-            # every page from the third has the head; the title page may name it once
-            assert sum(head in page for page in raw) >= 1
             assert paper.text.count(head) <= 1, (name, head)
         # Nothing else went: every other line of the pages is in the text, in order.
         kept = [
@@ -164,8 +165,8 @@ def test_running_heads_and_feet_are_dropped_and_the_body_kept():
             at = flat.find(line, at)
             assert at >= 0, (name, line)
         _every_block_cites_its_text(paper)
-        if name.startswith("Seige"):  # page 1 opened with its head
-            assert paper.text.startswith("however, did not last long")
+        if name.startswith("Seige"):  # the second page opened with its head
+            assert paper.text[paper.page_starts[1] :].startswith("buried itself in tie earth")
 
 
 def test_a_pdf_outline_gives_the_sections_at_its_headings():
@@ -193,21 +194,25 @@ def test_a_pdf_outline_gives_the_sections_at_its_headings():
 
 
 def test_lines_near_the_margins_that_repeat_on_few_pages_are_kept():
-    """A dense table's rows reach into the margins, and a row like another stands on a page
-    or two nearby: kept. A head on most pages nearby goes, page numbers too."""
+    """A dense table's rows reach into the margins: a row like another stands on a page or
+    two nearby, not on most, and rows differ in their figures. A head on most pages nearby
+    goes but for its first, page numbers counting up with the pages too."""
     from rag.readers.pdf import _running
 
     row = "11/20/2015 09/28/2015 Boeing Company Huntington Beach 23"
     towns = ["Reno", "Tulsa", "Fresno", "Eugene", "Boise", "Dallas", "Mobile", "Akron", "Waco"]
     margins = [
-        ["Annual report 2016", str(n), f"0{n}/01/2016 Acme {town} {n}"]
+        ["Annual report 2016", f"Person{n} Sales 1000 2020-01-0{n}", f"Acme {town}", str(n + 1)]
         for n, town in enumerate(towns)
     ]
     margins[4].append(row)
     margins[6].append(row.replace("Huntington", "Long"))
     running = _running(margins)
-    assert all({"annualreport2016", str(n)} <= keys for n, keys in enumerate(running))
-    assert not any("boeing" in key or "acme" in key for keys in running for key in keys)
+    assert "annualreport2016" not in running[0]
+    assert all({"annualreport2016", str(n + 1)} <= keys for n, keys in enumerate(running) if n)
+    assert not any(key.startswith(("boeing", "person", "acme")) for ks in running for key in ks)
+    # the same figure on every page is no page number
+    assert not any("7" in keys for keys in _running([["7"] for _ in range(9)]))
 
 
 def test_web_addresses_cut_at_a_line_end_are_joined():
@@ -223,6 +228,9 @@ def test_web_addresses_cut_at_a_line_end_are_joined():
         "http://www.bbc.co.uk/blogs/entries/78691781-c9b7"
     )
     # An address that had ended stays apart from what follows.
+    assert _reflow("https://github.com/acme/tool/\nunder the MIT license") == (
+        "https://github.com/acme/tool/ under the MIT license"
+    )
     assert _reflow("Go to https://www.regulations.gov.\nFollow the") == (
         "Go to https://www.regulations.gov. Follow the"
     )

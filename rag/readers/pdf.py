@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, BinaryIO
 
@@ -28,19 +30,29 @@ _HYPHENATED = re.compile(r"([^\W\d_]*[a-z])[-\u00ad\x02]\n([a-z])")
 _SPLIT_WORD = re.compile(r"([^\W\d_]*[a-z])\ufffe(?=[a-z])")
 
 
-# Running heads and feet sit in the top and bottom MARGIN of the page height, and repeat on
-# pages nearby (within NEARBY pages either side, on at least REPEATS of them: books alternate
-# a verso and a recto head, and a chapter's head changes with the chapter), give or take a
-# few letters (SIMILAR: OCR reads "VICKSBURG" as "VICKSBUEG" on one page). A line of the
-# body near the top of several pages ("(4) In the Operating Procedures chapter,") is in no
-# margin; a line in a margin that repeats nowhere (a title page's heading) is kept.
+# Running heads and feet sit in the top and bottom MARGIN of the page (its outermost
+# BAND_LINES lines there), and repeat on pages nearby (within NEARBY pages either side, on at
+# least REPEATS and SHARE of them: books alternate a verso and a recto head, and a chapter's
+# head changes with the chapter), the same but for a page number at either end and a few
+# letters (SIMILAR: OCR reads "VICKSBURG" as "VICKSBUEG" on one page); every other figure
+# in them the same ("Edition 1.0 2004-06"). A line of the body near the top of several pages
+# ("(4) In the Operating Procedures chapter,") is in no margin; a table row in a margin
+# differs from the next page's in its figures ("Person01 ... 2020-01-01"); a line in a
+# margin that repeats nowhere (a title page's heading) is kept. A page number standing alone
+# is one when the pages nearby have theirs, counting up with the pages.
 MARGIN = 0.08
+BAND_LINES = 2
 NEARBY = 4
 REPEATS = 2
 SHARE = 0.4
 SIMILAR = 0.8
-_MIN_LETTERS = 4  # fewer: a page number, a date, a stray glyph; compared by _PAGE_NUMBER
-_PAGE_NUMBER = re.compile(r"^[\W_]*(?:\d{1,4}|[ivxlcdm]{1,7})[\W_]*$", re.IGNORECASE)
+_MIN_LETTERS = 4  # fewer: a stray glyph, a cell; only page numbers are told apart by less
+_FUZZY_LETTERS = 120  # longer lines are compared exactly: a head is short
+# A page number: digits, or a roman numeral written as one ("xiv", not "civil" or "did").
+_ROMAN = r"m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})(?<=[ivxlcdm])"
+_NUMERAL = rf"(?:\d{{1,6}}|{_ROMAN})"
+_PAGE_NUMBER = re.compile(rf"^[\W_]*({_NUMERAL})[\W_]*$", re.IGNORECASE)
+_END_NUMBERS = re.compile(rf"^[\W_]*{_NUMERAL}\b|\b{_NUMERAL}[\W_]*$", re.IGNORECASE)
 _EDGE_LINES = 3  # a running line is looked for among a page's first and last lines
 
 
@@ -58,13 +70,15 @@ def _page_text(raw: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
-# A web address that a line end cut: after its "://", "=", "?", "&" or "%", or after a "/",
-# ".", "-", "_" or "#" when the next line goes on in lower case, digits or "%" ("entries/" +
-# "78691781-c9b7"), not before a capital or a bracket ("regulations.gov." + "Follow",
-# "hutter1.net/" + "[HZRS15]": the address had ended).
-_URL_SCHEME_CUT = re.compile(r"https?://(?:\S*[=?&%])?$")
-_URL_CUT = re.compile(r"https?://\S*[/.\-_#]$")
-_GOES_ON = re.compile(r"[a-z0-9%]")
+# A web address that a line end cut: after its "://", "=", "?", "&", "%" or "#", or after a
+# "/", ".", "-" or "_" when the next line's first word goes on like an address, in lower
+# case, digits or "%" and with a digit or one of "/.-_=?&#%" in it ("entries/" +
+# "78691781-c9b7", "fsb/" + "aircraft/draft_docs/"); not before a capital, a bracket or a
+# plain word ("regulations.gov." + "Follow", "hutter1.net/" + "[HZRS15]", "tool/" + "under
+# the MIT license": the address had ended).
+_URL_SCHEME_CUT = re.compile(r"https?://(?:\S*[=?&%#])?$")
+_URL_CUT = re.compile(r"https?://\S*[/.\-_]$")
+_GOES_ON = re.compile(r"[a-z0-9%]\S*[\d/.\-_=?&#%]|\d")
 _URL_CHARS = 500  # the longest address looked for at a line end
 
 
@@ -92,6 +106,8 @@ def _reflow(paragraph: str) -> str:
 _NUMBERING = re.compile(r"^(?:[IVXLCDM]+|[A-Z]|\d+)(?:[-.](?:[IVXLCDM]+|[A-Z]|\d+))*[.):]?\s+")
 _HEADING_SHARE = 0.6
 _MAX_BOOKMARKS = 10_000  # an outline is a table of contents, not a second document
+_MARKS_PER_PAGE = 200  # bookmarks looked for on one page
+_HEADING_CHARS = 200
 
 
 def _has_images(pdf: Any) -> bool:
@@ -128,13 +144,19 @@ def _outline(pdf: Any) -> dict[int, list[tuple[int, str]]]:
     return by_page
 
 
-def _names(line: str, title: str) -> bool:
-    """Whether a line of a page is the heading a bookmark's title names."""
+def _heading_key(line: str) -> str:
+    """A heading's words without its numbering, as bookmarks and pages are compared; none
+    for a line that ends like a sentence ("synthesization.")."""
     line = line.strip()
-    if not line or line.endswith((".", ",", ";", ":")) or len(line) > 2 * len(title) + 8:
+    return "" if line.endswith((".", ",", ";", ":")) else _key(_NUMBERING.sub("", line))
+
+
+def _names(line: str, title: str) -> bool:
+    """Whether a line's heading key is the one a bookmark's title names (keys as
+    `_heading_key` gives them)."""
+    if not line or not title:
         return False
-    a, b = _key(_NUMBERING.sub("", line)), _key(_NUMBERING.sub("", title))
-    short, long = sorted((a, b), key=len)
+    short, long = sorted((line, title), key=len)
     return (
         len(short) >= _MIN_LETTERS
         and len(short) >= _HEADING_SHARE * len(long)
@@ -142,18 +164,25 @@ def _names(line: str, title: str) -> bool:
     )
 
 
-def _add_page(out: TextBuilder, text: str, marks: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def _add_page(
+    out: TextBuilder, text: str, carried: list[tuple[int, str]], own: list[tuple[int, str]]
+) -> list[tuple[int, str]]:
     """A page's paragraphs, and its outline's headings where they stand (each found after
-    the one before it); returns the bookmarks not found, which may head the next page (a
-    bookmark often points at the page above its heading)."""
+    the one before it): the bookmarks `carried` from the page before, then its `own`.
+    Returns its own bookmarks not found, which may head the next page (a bookmark often
+    points at the page above its heading); those carried are not carried further."""
     lines = text.split("\n")
+    # A heading is a short line: longer ones are not compared (nor keyed).
+    keys = [_heading_key(line) if len(line) <= _HEADING_CHARS else "" for line in lines]
     heads: dict[int, int] = {}  # line -> depth
     missed = []
     at = 0
-    for depth, title in marks:
-        found = next((i for i in range(at, len(lines)) if _names(lines[i], title)), None)
+    for j, (depth, title) in enumerate([*carried, *own][:_MARKS_PER_PAGE]):
+        wanted = _heading_key(title)
+        found = next((i for i in range(at, len(lines)) if _names(keys[i], wanted)), None)
         if found is None:
-            missed.append((depth, title))
+            if j >= len(carried):
+                missed.append((depth, title))
         else:
             heads[found], at = depth, found + 1
     segment: list[str] = []
@@ -178,43 +207,101 @@ def _key(line: str) -> str:
 
 
 def _margin_lines(page: Any, textpage: Any) -> list[str]:
-    """The lines of text in the page's top and bottom margins, wherever PDFium's reading
-    order puts them in the page's text (a foot is often read first)."""
-    width, height = page.get_size()
-    bands = (
-        textpage.get_text_bounded(0, height * (1 - MARGIN), width, height),
-        textpage.get_text_bounded(0, 0, width, height * MARGIN),
+    """The outermost lines of text in the page's margins (top and bottom as it is shown:
+    the left and right of its crop box when it is turned a quarter), wherever PDFium's
+    reading order puts them in the page's text (a foot is often read first)."""
+    left, bottom, right, top = page.get_cropbox()
+    if page.get_rotation() in (90, 270):
+        side = (right - left) * MARGIN
+        bands = [(left, bottom, left + side, top), (right - side, bottom, right, top)]
+    else:
+        side = (top - bottom) * MARGIN
+        bands = [(left, top - side, right, top), (left, bottom, right, bottom + side)]
+    first, last = (
+        [line.strip() for line in textpage.get_text_bounded(*band).splitlines() if line.strip()]
+        for band in bands
     )
-    return [line.strip() for band in bands for line in band.splitlines() if line.strip()]
+    return first[:BAND_LINES] + last[-BAND_LINES:]
 
 
-def _form(line: str) -> str:
-    """What a margin line keeps from page to page: its letters, or "#" for a page number."""
-    return "#" if _PAGE_NUMBER.match(line) else _letters(line)
+@dataclass(frozen=True)
+class _Margin:
+    """A margin line as it is compared across pages."""
+
+    key: str  # what is dropped from the page's text when it runs
+    letters: str
+    figures: tuple[str, ...]  # the numbers inside it, a page number at either end aside
+    page_number: int | None  # a page number standing alone (None: none, or roman)
+    alone: bool  # the line is a page number and nothing else
+
+
+def _margin(line: str) -> _Margin:
+    alone = _PAGE_NUMBER.match(line)
+    inner = _END_NUMBERS.sub(" ", line)
+    number = alone.group(1) if alone else ""
+    return _Margin(
+        _key(line),
+        _letters(inner),
+        tuple(re.findall(r"\d+", inner)) if not alone else (),
+        int(number) if number.isdigit() else None,
+        bool(alone),
+    )
+
+
+def _runs_with(a: _Margin, b: _Margin, apart: int, similar: Callable[[str, str], bool]) -> bool:
+    """Whether margin line `a` and margin line `b` of a page `apart` pages after are the
+    same running line."""
+    if a.alone or b.alone:
+        if not (a.alone and b.alone):
+            return False
+        if a.page_number is None or b.page_number is None:
+            return a.key != b.key  # roman numbers: a different one on each page
+        return b.page_number - a.page_number == apart
+    return _same(a, b, similar)
+
+
+def _same(a: _Margin, b: _Margin, similar: Callable[[str, str], bool]) -> bool:
+    """Whether two margin lines say the same but for a page number at either end and a few
+    misread letters."""
+    if a.figures != b.figures or len(a.letters) < _MIN_LETTERS:
+        return False
+    if a.letters == b.letters:
+        return True
+    # Misread letters are few: the two start or end alike (which rules out most pairs of
+    # body lines before the costly comparison).
+    alike = a.letters[:3] == b.letters[:3] or a.letters[-3:] == b.letters[-3:]
+    return (
+        alike
+        and max(len(a.letters), len(b.letters)) <= _FUZZY_LETTERS
+        and similar(*sorted((a.letters, b.letters)))
+    )
 
 
 def _running(margins: list[list[str]]) -> list[set[str]]:
-    """Per page, the keys of its margin lines that are running heads or feet: similar to a
-    margin line on at least REPEATS, and SHARE, of the other pages within NEARBY pages. A
-    dense table's rows reach into the margins too, and a row like another ("Boeing Company
-    Long Beach") is on a page or two nearby, not on most."""
-    forms = [[_form(line) for line in page] for page in margins]
+    """Per page, the keys of its margin lines that are running heads or feet: the same as a
+    margin line on at least REPEATS, and SHARE, of the other pages within NEARBY pages. The
+    first of each is kept (a table's column titles repeated atop every page are said once),
+    a page number never."""
+    lines = [[_margin(line) for line in page] for page in margins]
     similar = functools.cache(_similar)  # a line meets the same lines again, page after page
     out: list[set[str]] = []
-    for number, page in enumerate(margins):
-        near = [n for n in range(number - NEARBY, number + NEARBY + 1) if 0 <= n < len(margins)]
+    kept: list[_Margin] = []
+    for number, page in enumerate(lines):
+        near = [n for n in range(number - NEARBY, number + NEARBY + 1) if 0 <= n < len(lines)]
         needed = max(REPEATS, math.ceil(SHARE * (len(near) - 1)))
         found = set()
-        for line, form in zip(page, forms[number], strict=True):
-            if form != "#" and len(form) < _MIN_LETTERS:
-                continue
+        for line in page:
             repeats = sum(
-                any(similar(*sorted((form, other))) for other in forms[n])
+                any(_runs_with(line, other, n - number, similar) for other in lines[n])
                 for n in near
                 if n != number
             )
-            if repeats >= needed:
-                found.add(_key(line))
+            if repeats < needed:
+                continue
+            if line.alone or any(_same(line, first, similar) for first in kept):
+                found.add(line.key)
+            else:
+                kept.append(line)
         out.append(found)
     return out
 
@@ -283,7 +370,8 @@ def read_pdf(source: bytes | BinaryIO) -> Extracted:
     missed: list[tuple[int, str]] = []
     for number, (text, running) in enumerate(zip(texts, _running(margins), strict=True)):
         starts.append(out.page_break())
-        own = outline.get(number, [])
-        missed = _add_page(out, _without_running(text, running), missed + own)
-        missed = [mark for mark in missed if mark in own]  # one page further, no more
-    return out.build(title, page_starts=tuple(starts))
+        missed = _add_page(out, _without_running(text, running), missed, outline.get(number, []))
+    extracted = out.build(title, page_starts=tuple(starts))
+    if not any(block.kind == "prose" for block in extracted.layout.blocks):
+        raise Unreadable("no text", f"{pages} page(s) with no text but page heads and numbers")
+    return extracted
