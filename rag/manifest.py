@@ -100,7 +100,7 @@ class Manifest(BaseModel):
         name, "not in the index" alone sent users looking for a typo)."""
         if doc_id in self.skipped:
             why = self.skip_reasons.get(doc_id, "see the warnings of `rag index`")
-            return f"{doc_id!r} was skipped when the index was built, so nothing of it is: {why}"
+            return f"{doc_id!r} is not in the index: it was skipped when it was built ({why})"
         return f"no document {doc_id!r} in the index"
 
     def to_json(self) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def test_rag_index_prints_the_summary(mixed: Path, tmp_path, monkeypatch):
     where = ["--corpus", str(mixed), "--index-dir", str(tmp_path / "i")]
     shown = CliRunner().invoke(app, ["show", "pdf/linn.pdf", *where])
     assert shown.exit_code != 0 and "Traceback" not in shown.output
-    assert "'pdf/linn.pdf' was skipped when the index was built" in shown.stderr
+    assert "'pdf/linn.pdf' is not in the index: it was skipped when it was built" in shown.stderr
     assert "no text layer: 1 page(s), 0 characters of text" in shown.stderr
     assert "no text layer: no text layer" not in shown.stderr
     missing = CliRunner().invoke(app, ["show", "pdf/nothing.pdf", *where])
@@ -168,7 +168,7 @@ def test_api_serves_the_extracted_text_and_pages(mixed: Path, tmp_path):
     assert docs["notes.txt"]["format"] == "text"
     skipped = client.get("/documents/pdf/libreoffice-writer-password.pdf/text")
     assert skipped.status_code == 404
-    assert "skipped when the index was built" in skipped.json()["detail"]
+    assert "skipped when it was built" in skipped.json()["detail"]
     assert "encrypted: the PDF needs a password to open" in skipped.json()["detail"]
 
 

@@ -202,7 +202,7 @@ def test_lines_near_the_margins_that_repeat_on_few_pages_are_kept():
     row = "11/20/2015 09/28/2015 Boeing Company Huntington Beach 23"
     towns = ["Reno", "Tulsa", "Fresno", "Eugene", "Boise", "Dallas", "Mobile", "Akron", "Waco"]
     margins = [
-        ["Annual report 2016", f"Person{n} Sales 1000 2020-01-0{n}", f"Acme {town}", str(n + 1)]
+        ["Annual report 2016", f"Person{n * n} Sales 1000 2020-01-0{n}", f"Acme {town}", str(n + 1)]
         for n, town in enumerate(towns)
     ]
     margins[4].append(row)
@@ -211,8 +211,14 @@ def test_lines_near_the_margins_that_repeat_on_few_pages_are_kept():
     assert "annualreport2016" not in running[0]
     assert all({"annualreport2016", str(n + 1)} <= keys for n, keys in enumerate(running) if n)
     assert not any(key.startswith(("boeing", "person", "acme")) for ks in running for key in ks)
-    # the same figure on every page is no page number
+    # the same figure on every page is no page number; labelled ones count up too
     assert not any("7" in keys for keys in _running([["7"] for _ in range(9)]))
+    assert all(
+        f"st{n + 2}" in keys for n, keys in enumerate(_running([[f"ST-{n + 2}"] for n in range(9)]))
+    )
+    # a figure inside a line that counts up with the pages is a page's too ("Frm 00002")
+    feet = _running([[f"VerDate Sep<11>2014 Frm 0000{n} Fmt 4702"] for n in range(9)])
+    assert all(len(keys) == 1 for keys in feet[1:]) and not feet[0]
 
 
 @pytest.mark.parametrize(
@@ -225,6 +231,7 @@ def test_lines_near_the_margins_that_repeat_on_few_pages_are_kept():
         ("https://github.com/acme/tool/\nunder the MIT license", "tool/ under the MIT"),
         ("Go to https://www.regulations.gov.\nFollow the", "regulations.gov. Follow the"),
         ("http://prize.hutter1.net/\n[HZRS15] K. He", "hutter1.net/ [HZRS15] K. He"),
+        ("nih.gov/pubmed/15496625.\n3. Cooper DS", "15496625. 3. Cooper DS"),
     ],
 )
 def test_web_addresses_cut_at_a_line_end_are_joined(lines, joined):

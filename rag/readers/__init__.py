@@ -16,7 +16,7 @@ from rag.readers.base import Extracted, Unreadable
 
 # Bumped whenever a reader's output changes for the same file, so that what was extracted
 # before (rag.extraction_cache) is read again.
-READER_VERSION = 9
+READER_VERSION = 10
 
 READERS = {
     ".md": "markdown",

@@ -41,19 +41,23 @@ _SPLIT_WORD = re.compile(r"([^\W\d_]*[a-z])\ufffe(?=[a-z])")
 # margin that repeats nowhere (a title page's heading) is kept. A page number standing alone
 # is one when the pages nearby have theirs, counting up with the pages.
 MARGIN = 0.08
-BAND_LINES = 2
+BAND_LINES = 4
 NEARBY = 4
 REPEATS = 2
 SHARE = 0.4
 SIMILAR = 0.8
 _MIN_LETTERS = 4  # fewer: a stray glyph, a cell; only page numbers are told apart by less
 _FUZZY_LETTERS = 120  # longer lines are compared exactly: a head is short
-# A page number: digits, or a roman numeral written as one ("xiv", not "civil" or "did").
+# A page number: digits, or a roman numeral written as one ("xiv", not "civil" or "did"),
+# alone or after a short label ("ST-2", "MS-13").
 _ROMAN = r"m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})(?<=[ivxlcdm])"
 _NUMERAL = rf"(?:\d{{1,6}}|{_ROMAN})"
-_PAGE_NUMBER = re.compile(rf"^[\W_]*({_NUMERAL})[\W_]*$", re.IGNORECASE)
+_PAGE_NUMBER = re.compile(
+    rf"^[\W_]*(?:([a-z]{{1,4}})[-\u2010\u2011.\s]\s?)?(\d{{1,6}}|{_ROMAN})[\W_]*$", re.IGNORECASE
+)
 _END_NUMBERS = re.compile(rf"^[\W_]*{_NUMERAL}\b|\b{_NUMERAL}[\W_]*$", re.IGNORECASE)
-_EDGE_LINES = 3  # a running line is looked for among a page's first and last lines
+_FIGURES = 40  # figures compared in a line
+_EDGE_LINES = 6  # a running line is looked for among a page's first and last lines
 
 
 def _joined(fragment: str) -> str:
@@ -80,6 +84,9 @@ _URL_SCHEME_CUT = re.compile(r"https?://(?:\S*[=?&%#])?$")
 _URL_CUT = re.compile(r"https?://\S*[/.\-_]$")
 _GOES_ON = re.compile(r"[a-z0-9%]\S*[\d/.\-_=?&#%]|\d")
 _URL_CHARS = 500  # the longest address looked for at a line end
+# A reference's or footnote's number opening the next line ("pubmed/15496625." + "3. Cooper
+# DS", "DPR." + "2 For"): the address had ended.
+_MARKER = re.compile(r"\d{1,3}[.)]?(?:\s|$)")
 
 
 def _reflow(paragraph: str) -> str:
@@ -93,7 +100,9 @@ def _reflow(paragraph: str) -> str:
         if not line:
             continue
         tail = out[-_URL_CHARS:]  # not the whole paragraph again at every line
-        cut = _URL_SCHEME_CUT.search(tail) or (_URL_CUT.search(tail) and _GOES_ON.match(line))
+        cut = _URL_SCHEME_CUT.search(tail) or (
+            _URL_CUT.search(tail) and _GOES_ON.match(line) and not _MARKER.match(line)
+        )
         out += line if not out or cut else " " + line
     return out
 
@@ -179,7 +188,11 @@ def _add_page(
     at = 0
     for j, (depth, title) in enumerate([*carried, *own][:_MARKS_PER_PAGE]):
         wanted = _heading_key(title)
-        found = next((i for i in range(at, len(lines)) if _names(keys[i], wanted)), None)
+        # The line that is the title first (not a running head that ends like it: "Thyroid
+        # Carcinoma" over "Papillary Thyroid Carcinoma"), else one that names it.
+        found = next((i for i in range(at, len(lines)) if wanted and keys[i] == wanted), None)
+        if found is None:
+            found = next((i for i in range(at, len(lines)) if _names(keys[i], wanted)), None)
         if found is None:
             if j >= len(carried):
                 missed.append((depth, title))
@@ -230,40 +243,43 @@ class _Margin:
 
     key: str  # what is dropped from the page's text when it runs
     letters: str
-    figures: tuple[str, ...]  # the numbers inside it, a page number at either end aside
-    page_number: int | None  # a page number standing alone (None: none, or roman)
-    alone: bool  # the line is a page number and nothing else
+    figures: tuple[int, ...]  # the numbers inside it, a page number at either end aside
+    label: str | None  # a page number standing alone: its prefix ("ST" of "ST-2"), or None
+    page_number: int | None  # that page number (None: roman)
 
 
 def _margin(line: str) -> _Margin:
     alone = _PAGE_NUMBER.match(line)
+    if alone:
+        number = alone.group(2)
+        label = (alone.group(1) or "").lower()
+        page = int(number) if number.isdigit() else None
+        return _Margin(_key(line), "", (), label, page)
     inner = _END_NUMBERS.sub(" ", line)
-    number = alone.group(1) if alone else ""
-    return _Margin(
-        _key(line),
-        _letters(inner),
-        tuple(re.findall(r"\d+", inner)) if not alone else (),
-        int(number) if number.isdigit() else None,
-        bool(alone),
-    )
+    figures = tuple(int(n) for n in re.findall(r"\d+", inner)[:_FIGURES])
+    return _Margin(_key(line), _letters(inner), figures, None, None)
 
 
 def _runs_with(a: _Margin, b: _Margin, apart: int, similar: Callable[[str, str], bool]) -> bool:
     """Whether margin line `a` and margin line `b` of a page `apart` pages after are the
-    same running line."""
-    if a.alone or b.alone:
-        if not (a.alone and b.alone):
+    same running line: a page number counting up with the pages, or the same words with
+    the same figures but those that count up with the pages ("Frm 00002" on page 2)."""
+    if a.label is not None or b.label is not None:
+        if a.label != b.label:
             return False
         if a.page_number is None or b.page_number is None:
             return a.key != b.key  # roman numbers: a different one on each page
         return b.page_number - a.page_number == apart
+    if len(a.figures) != len(b.figures) or any(
+        x != y and y - x != apart for x, y in zip(a.figures, b.figures, strict=True)
+    ):
+        return False
     return _same(a, b, similar)
 
 
 def _same(a: _Margin, b: _Margin, similar: Callable[[str, str], bool]) -> bool:
-    """Whether two margin lines say the same but for a page number at either end and a few
-    misread letters."""
-    if a.figures != b.figures or len(a.letters) < _MIN_LETTERS:
+    """Whether two margin lines have the same words, but for a few misread letters."""
+    if len(a.letters) < _MIN_LETTERS:
         return False
     if a.letters == b.letters:
         return True
@@ -298,7 +314,7 @@ def _running(margins: list[list[str]]) -> list[set[str]]:
             )
             if repeats < needed:
                 continue
-            if line.alone or any(_same(line, first, similar) for first in kept):
+            if line.label is not None or any(_same(line, first, similar) for first in kept):
                 found.add(line.key)
             else:
                 kept.append(line)
