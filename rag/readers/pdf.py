@@ -35,7 +35,8 @@ _SPLIT_WORD = re.compile(r"([^\W\d_]*[a-z])\ufffe(?=[a-z])")
 # least REPEATS and SHARE of them: books alternate a verso and a recto head, and a chapter's
 # head changes with the chapter), the same but for a page number at either end and a few
 # letters (SIMILAR: OCR reads "VICKSBURG" as "VICKSBUEG" on one page); every other figure
-# in them the same ("Edition 1.0 2004-06"). A line of the body near the top of several pages
+# in them the same ("Edition 1.0 2004-06") or counting up with the pages ("Frm 00002" on page
+# 2, "Frm 00003" on page 3). A line of the body near the top of several pages
 # ("(4) In the Operating Procedures chapter,") is in no margin; a table row in a margin
 # differs from the next page's in its figures ("Person01 ... 2020-01-01"); a line in a
 # margin that repeats nowhere (a title page's heading) is kept. A page number standing alone
