@@ -79,8 +79,9 @@ def show(
     doc_id = match["doc"]
     record = indexed_records(settings.index_dir).get(doc_id)
     build = current_build(settings.index_dir)
-    if record is None or build is None:
-        why = read_manifest(build).not_indexed(doc_id) if build else f"no document {doc_id!r}"
+    assert build is not None  # indexed_records found one
+    if record is None:
+        why = read_manifest(build).not_indexed(doc_id)
         raise DocumentNotFound(f"{why} (`rag docs` lists what is)")
     start, end = (int(match["start"]), int(match["end"])) if match["start"] else (None, None)
     span = read_cited_span(settings.corpus_dir, record, start, end, context, None, build)
