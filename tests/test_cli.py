@@ -96,6 +96,9 @@ def test_index_docs_and_show(seed_index):
     docs = json.loads(result.stdout)
     assert [d["doc_id"] for d in docs] == sorted(p.name for p in SEEDS.glob("*.txt"))
     assert all(d["chunks"] > 0 and len(d["sha256"]) == 64 for d in docs)
+    listed = rag("docs", env=env).stdout.splitlines()  # piped: whole lines, not cut at 80
+    assert len(listed) == len(docs)
+    assert all(line.endswith(d["title"]) for line, d in zip(listed, docs, strict=True))
     text = (SEEDS / "003_bddc2f2a3ccead0c.txt").read_text(encoding="utf-8")
     start = text.index("Camp Ashraf, situated")
     end = start + len("Camp Ashraf, situated 77 kilometers north of Baghdad")

@@ -47,7 +47,10 @@ def docs(
         line.append(f"{d.doc_id}", style="bold cyan")
         line.append(f"  {d.chunks} passages  {d.size} bytes  ")
         line.append(d.title)
-        out.print(line, overflow="ellipsis", no_wrap=True)
+        if out.is_terminal:  # a line a document, cut to the terminal's width
+            out.print(line, overflow="ellipsis", no_wrap=True)
+        else:  # whole, for a pipe or a file (rich would cut it at 80 columns)
+            print(line.plain)
 
 
 _REF = re.compile(r"(?P<doc>.+?)(?::(?P<start>\d+)-(?P<end>\d+))?")
